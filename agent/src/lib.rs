@@ -1,0 +1,1 @@
+//! k8s-mcp-agent: the GPU-diagnostics MCP server library behind the `agent` binary.
