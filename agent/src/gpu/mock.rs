@@ -1,0 +1,307 @@
+//! The mock backend: serves a fixture (built-in scenario or YAML file) as if NVML read it, with counters
+//! that grow from the moment the backend starts. For demos and tests; never chosen implicitly.
+
+use std::time::{Duration, Instant};
+
+use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx, NvLinkCounter, Presence};
+
+use super::*;
+
+/// A [`GpuBackend`] over a fixture.
+pub struct MockBackend {
+    fixture: Fixture,
+    source: DataSource,
+    started: Instant,
+}
+
+impl MockBackend {
+    /// A backend serving `fixture`, labelled `source`.
+    pub fn new(fixture: Fixture, source: DataSource) -> MockBackend {
+        MockBackend {
+            fixture,
+            source,
+            started: Instant::now(),
+        }
+    }
+
+    /// The fixture served.
+    pub fn fixture(&self) -> &Fixture {
+        &self.fixture
+    }
+
+    /// Seconds since the simulated node booted (anchors the fixture's kernel log).
+    pub fn uptime_seconds(&self) -> f64 {
+        self.fixture.node.uptime_seconds + self.started.elapsed().as_secs_f64()
+    }
+
+    fn device(&self, index: u32, gpu: &FixtureGpu, elapsed: Duration) -> DeviceSnapshot {
+        let lost = ReadError::new(NvmlReturn::GpuIsLost);
+        match gpu.presence {
+            Presence::HandleLost => {
+                return DeviceSnapshot::unreachable(index, Err(lost.clone()), lost);
+            }
+            Presence::Lost => return DeviceSnapshot::unreachable(index, Ok(()), lost),
+            Presence::Present | Presence::Absent => {}
+        }
+        let counter = |c: &Fx<Counter>| read(c).map(|c| c.value_at(elapsed));
+        DeviceSnapshot {
+            index,
+            handle: Ok(()),
+            name: read(&gpu.name),
+            uuid: read(&gpu.uuid),
+            serial: read(&gpu.serial),
+            pci: read(&gpu.pci).map(|p| PciInfo {
+                bus_id: p.bus_id,
+                device_id: p.device_id,
+                subsystem_id: p.subsystem_id,
+            }),
+            architecture: read(&gpu.architecture),
+            compute_capability: read(&gpu.compute_capability).and_then(|s| {
+                ComputeCapability::parse(&s)
+                    .map_err(|e| ReadError::with_detail(NvmlReturn::InvalidArgument, e))
+            }),
+            vbios_version: read(&gpu.vbios_version),
+            memory: read(&gpu.memory).map(|m| MemoryInfo {
+                total_bytes: m.total_bytes,
+                used_bytes: m.used_bytes,
+                free_bytes: m.free(),
+            }),
+            temperature_c: read(&gpu.temperature_c),
+            temperature_slowdown_c: read(&gpu.temperature_slowdown_c),
+            temperature_shutdown_c: read(&gpu.temperature_shutdown_c),
+            // NVML reports milliwatts: round through them so mock and real agree to the milliwatt.
+            power_draw_watts: read(&gpu.power_draw_watts).map(milliwatt_precision),
+            power_limit_watts: read(&gpu.power_limit_watts).map(milliwatt_precision),
+            clock_sm_mhz: read(&gpu.clock_sm_mhz),
+            clock_memory_mhz: read(&gpu.clock_memory_mhz),
+            clock_sm_max_mhz: read(&gpu.clock_sm_max_mhz),
+            clock_memory_max_mhz: read(&gpu.clock_memory_max_mhz),
+            utilization: read(&gpu.utilization).map(|u| Utilization {
+                gpu_percent: u.gpu_percent,
+                memory_percent: u.memory_percent,
+            }),
+            pcie_gen_current: read(&gpu.pcie_gen_current),
+            pcie_gen_max: read(&gpu.pcie_gen_max),
+            pcie_width_current: read(&gpu.pcie_width_current),
+            pcie_width_max: read(&gpu.pcie_width_max),
+            pcie_replay_counter: counter(&gpu.pcie_replay_counter),
+            persistence_mode: read(&gpu.persistence_mode),
+            mig_mode: read(&gpu.mig_mode).map(|m| MigMode {
+                current: m.current,
+                pending: m.pending,
+            }),
+            compute_mode: read(&gpu.compute_mode),
+            processes: read(&gpu.processes).map(|ps| {
+                ps.into_iter()
+                    .map(|p| GpuProcess {
+                        pid: p.pid,
+                        used_memory_bytes: p.used_memory_bytes,
+                    })
+                    .collect()
+            }),
+            ecc_enabled: read(&gpu.ecc_enabled),
+            ecc_volatile_corrected: counter(&gpu.ecc_volatile_corrected),
+            ecc_volatile_uncorrected: counter(&gpu.ecc_volatile_uncorrected),
+            ecc_aggregate_corrected: counter(&gpu.ecc_aggregate_corrected),
+            ecc_aggregate_uncorrected: counter(&gpu.ecc_aggregate_uncorrected),
+            retired_pages_sbe: read(&gpu.retired_pages_sbe),
+            retired_pages_dbe: read(&gpu.retired_pages_dbe),
+            retired_pages_pending: read(&gpu.retired_pages_pending),
+            remapped_rows_correctable: read(&gpu.remapped_rows_correctable),
+            remapped_rows_uncorrectable: read(&gpu.remapped_rows_uncorrectable),
+            remap_pending: read(&gpu.remap_pending),
+            remap_failure: read(&gpu.remap_failure),
+            clock_event_reasons: read(&gpu.clock_event_reasons).map(|r| ClockEventReason::mask(&r)),
+            violation_thermal_ns: counter(&gpu.violation_thermal_ns),
+            violation_power_ns: counter(&gpu.violation_power_ns),
+            inforom_valid: read(&gpu.inforom_valid),
+            nvlinks: read(&gpu.nvlink).map(|links| {
+                (0..links.links)
+                    .map(|n| {
+                        let l = links.link(n);
+                        let c = |which| counter(&l.counter(which));
+                        NvLinkSnapshot {
+                            link: n,
+                            active: read(&l.active()),
+                            crc_flit_errors: c(NvLinkCounter::CrcFlit),
+                            crc_data_errors: c(NvLinkCounter::CrcData),
+                            replay_errors: c(NvLinkCounter::Replay),
+                            recovery_errors: c(NvLinkCounter::Recovery),
+                        }
+                    })
+                    .collect()
+            }),
+            recovery_action: read(&gpu.recovery_action),
+        }
+    }
+
+    fn visible(&self) -> impl Iterator<Item = (u32, &FixtureGpu)> {
+        self.fixture
+            .visible_gpus()
+            .enumerate()
+            .map(|(i, g)| (i as u32, g))
+    }
+
+    fn check_node(&self) -> Result<u32, BackendError> {
+        if let Some(code) = self.fixture.node.init_error {
+            return Err(BackendError::init_failed(ReadError::new(code)));
+        }
+        if let Some(code) = self.fixture.node.device_count_error {
+            return Err(BackendError::DeviceCount(ReadError::new(code)));
+        }
+        Ok(self.fixture.visible_gpus().count() as u32)
+    }
+}
+
+impl GpuBackend for MockBackend {
+    fn source(&self) -> DataSource {
+        self.source.clone()
+    }
+
+    fn snapshot(&self, filter: GpuFilter) -> Result<NodeSnapshot, BackendError> {
+        let count = self.check_node()?;
+        if let GpuFilter::Index(index) = filter
+            && index >= count
+        {
+            return Err(BackendError::NoSuchGpu { index, count });
+        }
+        let elapsed = self.started.elapsed();
+        let node = &self.fixture.node;
+        Ok(NodeSnapshot {
+            driver_version: read(&node.driver_version),
+            cuda_driver_version: read(&node.cuda_driver_version),
+            nvml_version: read(&node.nvml_version),
+            device_count: count,
+            devices: self
+                .visible()
+                .filter(|(i, _)| filter.includes(*i))
+                .map(|(i, g)| self.device(i, g, elapsed))
+                .collect(),
+            pci_gpu_functions: read(&self.fixture.pci_gpu_functions()),
+        })
+    }
+
+    fn identities(&self) -> Result<Vec<DeviceIdentity>, BackendError> {
+        self.check_node()?;
+        let elapsed = self.started.elapsed();
+        Ok(self
+            .visible()
+            .map(|(i, g)| self.device(i, g, elapsed).identity())
+            .collect())
+    }
+}
+
+fn read<T: Clone>(fx: &Fx<T>) -> Reading<T> {
+    fx.as_result().cloned().map_err(ReadError::new)
+}
+
+fn milliwatt_precision(watts: f64) -> f64 {
+    (watts * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(name: &str) -> MockBackend {
+        MockBackend::new(
+            Fixture::builtin(name).unwrap(),
+            DataSource::MockScenario(name.into()),
+        )
+    }
+
+    #[test]
+    fn healthy_serves_eight_h100s() {
+        let s = backend("healthy").snapshot(GpuFilter::All).unwrap();
+        assert_eq!(s.device_count, 8);
+        assert_eq!(s.devices.len(), 8);
+        assert_eq!(s.driver_version.as_deref(), Ok("550.54.15"));
+        let g = &s.devices[3];
+        assert_eq!(g.index, 3);
+        assert_eq!(g.name.as_deref(), Ok("NVIDIA H100 80GB HBM3"));
+        assert_eq!(
+            g.pci.as_ref().unwrap().bus_id.nvml_bus_id(),
+            "00000000:5D:00.0"
+        );
+        assert_eq!(g.memory.as_ref().unwrap().total_bytes, 85_520_809_984);
+        assert_eq!(g.nvlinks.as_ref().unwrap().len(), 18);
+        assert_eq!(
+            g.retired_pages_sbe,
+            Err(ReadError::new(NvmlReturn::NotSupported))
+        );
+        assert_eq!(g.clock_event_reasons, Ok(0x1));
+    }
+
+    #[test]
+    fn filter_selects_one_gpu_and_rejects_missing_indices() {
+        let b = backend("healthy");
+        let s = b.snapshot(GpuFilter::Index(7)).unwrap();
+        assert_eq!(s.devices.len(), 1);
+        assert_eq!(s.devices[0].index, 7);
+        assert_eq!(s.device_count, 8);
+        let e = b.snapshot(GpuFilter::Index(8)).unwrap_err();
+        assert_eq!(e, BackendError::NoSuchGpu { index: 8, count: 8 });
+        assert!(e.to_string().contains("NVML reports 8 GPU(s)"));
+    }
+
+    #[test]
+    fn a_lost_gpu_is_listed_with_its_error() {
+        let s = backend("fallen-off-bus").snapshot(GpuFilter::All).unwrap();
+        assert_eq!(s.devices.len(), 8);
+        let g = &s.devices[5];
+        assert_eq!(g.handle, Ok(()));
+        assert!(g.name.as_ref().unwrap_err().is_gpu_lost());
+        assert!(g.temperature_c.as_ref().unwrap_err().is_gpu_lost());
+    }
+
+    #[test]
+    fn absent_gpus_are_not_enumerated_but_stay_on_the_pci_bus() {
+        let yaml = "extends: healthy\ngpu_overrides: {6: {presence: absent}}";
+        let b = MockBackend::new(
+            Fixture::from_yaml(yaml).unwrap(),
+            DataSource::MockFixture("x.yaml".into()),
+        );
+        let s = b.snapshot(GpuFilter::All).unwrap();
+        assert_eq!(s.device_count, 7);
+        assert_eq!(s.pci_gpu_functions.as_ref().unwrap().len(), 8);
+        assert_eq!(s.devices[6].pci.as_ref().unwrap().bus_id.bus, 0xDB);
+        assert_eq!(b.identities().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn node_level_failures_become_backend_errors() {
+        let b = MockBackend::new(
+            Fixture::from_yaml("node: {init_error: DRIVER_NOT_LOADED}\ngpus: []").unwrap(),
+            DataSource::MockFixture("x".into()),
+        );
+        let e = b.snapshot(GpuFilter::All).unwrap_err().to_string();
+        assert!(e.contains("NVIDIA kernel driver is not loaded"), "{e}");
+        assert!(e.contains("lsmod"), "{e}");
+        let b = MockBackend::new(
+            Fixture::from_yaml("node: {device_count_error: UNKNOWN}\ngpus: []").unwrap(),
+            DataSource::MockFixture("x".into()),
+        );
+        assert!(matches!(
+            b.snapshot(GpuFilter::All),
+            Err(BackendError::DeviceCount(_))
+        ));
+    }
+
+    #[test]
+    fn growing_counters_advance_with_time() {
+        let b = backend("nvlink-errors");
+        let link2 = |s: &NodeSnapshot| {
+            s.devices[3].nvlinks.as_ref().unwrap()[2]
+                .replay_errors
+                .clone()
+                .unwrap()
+        };
+        let first = link2(&b.snapshot(GpuFilter::All).unwrap());
+        assert!(first >= 310);
+        let link7 = &b.snapshot(GpuFilter::All).unwrap().devices[3]
+            .nvlinks
+            .clone()
+            .unwrap()[7];
+        assert_eq!(link7.active, Ok(false));
+    }
+}
