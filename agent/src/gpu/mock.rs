@@ -143,6 +143,9 @@ impl MockBackend {
     }
 
     fn check_node(&self) -> Result<u32, BackendError> {
+        if self.fixture.node.query_delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.fixture.node.query_delay_ms));
+        }
         if let Some(code) = self.fixture.node.init_error {
             return Err(BackendError::init_failed(ReadError::new(code)));
         }
