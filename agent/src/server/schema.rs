@@ -34,6 +34,8 @@ fn finish(schema: Value, closed: bool) -> Arc<JsonObject> {
     if let Value::Object(root) = &mut schema {
         root.remove("$schema");
         root.remove("title");
+        // The root's doc comment describes the Rust type, not anything a host should show.
+        root.remove("description");
     }
     simplify(&mut schema, closed);
     match schema {
@@ -80,6 +82,10 @@ fn simplify(v: &mut Value, closed: bool) {
                     }
                 }
             }
+            // Doc comments wrap lines; a description is one paragraph.
+            if let Some(Value::String(d)) = obj.get_mut("description") {
+                *d = unwrap_lines(d);
+            }
             if let Some(Value::Array(values)) = obj.get_mut("enum") {
                 values.retain(|e| !e.is_null());
             }
@@ -104,6 +110,14 @@ fn simplify(v: &mut Value, closed: bool) {
         Value::Array(items) => items.iter_mut().for_each(|i| simplify(i, closed)),
         _ => {}
     }
+}
+
+/// Joins lines wrapped inside a paragraph; keeps blank-line paragraph breaks.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 #[cfg(test)]

@@ -1,0 +1,121 @@
+"""The agent as seen by the official MCP Python SDK client, in both protocol eras."""
+
+import jsonschema
+import pytest
+
+from conftest import MODES, SCENARIOS, mock, run, server, tools_snapshot, with_client
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_handshake_negotiates_the_expected_era(mode):
+    async def body(c):
+        return c.protocol_version, c.server_capabilities
+
+    version, caps = run(with_client(mock(), mode, body))
+    assert version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
+    if mode != "2026-07-28":  # a pinned modern client skips discovery and knows no capabilities
+        assert caps.tools is not None and caps.prompts is not None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tools_list_matches_the_snapshot(mode):
+    async def body(c):
+        return (await c.list_tools()).tools
+
+    tools = run(with_client(mock(), mode, body))
+    expected = tools_snapshot()
+    assert [t.name for t in tools] == [t["name"] for t in expected]
+    for tool, snap in zip(tools, expected):
+        assert tool.title == snap["title"]
+        assert tool.description == snap["description"]
+        assert tool.input_schema == snap["inputSchema"]
+        assert tool.output_schema == snap["outputSchema"]
+        a = tool.annotations
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == (True, False, True, False)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_every_tool_answers_on_every_scenario_within_its_output_schema(mode, scenario):
+    async def body(c):
+        results = {}
+        for tool in (await c.list_tools()).tools:
+            res = await c.call_tool(tool.name, {})
+            results[tool.name] = (tool, res)
+        return results
+
+    for name, (tool, res) in run(with_client(mock(scenario), mode, body)).items():
+        assert not res.is_error, f"{name} on {scenario}: {res.content}"
+        assert res.structured_content["data_source"] == f"mock:{scenario}"
+        jsonschema.validate(res.structured_content, tool.output_schema)
+        # The text copy carries the same data for hosts that only read `content`.
+        assert res.content[0].type == "text" and res.content[0].text.startswith("{")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inventory_lists_eight_h100s(mode):
+    async def body(c):
+        return await c.call_tool("get_gpu_inventory", {})
+
+    res = run(with_client(mock(), mode, body))
+    gpus = res.structured_content["gpus"]
+    assert len(gpus) == 8
+    assert {g["name"] for g in gpus} == {"NVIDIA H100 80GB HBM3"}
+    assert len({g["uuid"] for g in gpus}) == 8
+    assert all(g["memory_total_bytes"] == 85520809984 for g in gpus)
+
+
+def test_a_lost_gpu_is_listed_with_its_error():
+    async def body(c):
+        return await c.call_tool("get_gpu_inventory", {})
+
+    gpus = run(with_client(mock("fallen-off-bus"), "legacy", body)).structured_content["gpus"]
+    assert len(gpus) == 8
+    assert "GPU_IS_LOST" in gpus[5]["error"]
+    assert gpus[5]["unavailable"]["uuid"]["code"] == "GPU_IS_LOST"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bad_arguments_are_tool_errors_and_the_session_survives(mode):
+    async def body(c):
+        unknown = await c.call_tool("get_gpu_inventory", {"bogus": 1})
+        mistyped = await c.call_tool("get_gpu_inventory", {"gpu_index": "one"})
+        ok = await c.call_tool("get_gpu_inventory", {"gpu_index": 0})
+        return unknown, mistyped, ok
+
+    unknown, mistyped, ok = run(with_client(mock(), mode, body))
+    assert unknown.is_error and "unknown field `bogus`" in unknown.content[0].text
+    assert mistyped.is_error and "invalid type" in mistyped.content[0].text
+    assert not ok.is_error and len(ok.structured_content["gpus"]) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unknown_tool_is_a_protocol_error(mode):
+    from mcp import MCPError
+
+    async def body(c):
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("reset_gpu", {})
+        return err.value
+
+    err = run(with_client(mock(), mode, body))
+    assert "get_gpu_inventory" in str(err)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_prompts_list_and_get(mode):
+    async def body(c):
+        prompts = (await c.list_prompts()).prompts
+        texts = {}
+        for p in prompts:
+            got = await c.get_prompt(p.name, {"gpu_index": "1"})
+            texts[p.name] = got.messages[0].content.text
+        return prompts, texts
+
+    prompts, texts = run(with_client(mock(), mode, body))
+    assert [p.name for p in prompts] == ["gpu-health-check", "diagnose-xid-errors", "gpu-triage"]
+    assert all(p.title and p.description for p in prompts)
+    assert "get_gpu_health" in texts["gpu-health-check"]
+    assert "analyze_xid_errors" in texts["diagnose-xid-errors"]
+    triage = texts["gpu-triage"]
+    assert triage.index("get_gpu_inventory") < triage.index("get_gpu_health") < triage.index("analyze_xid_errors")
