@@ -82,7 +82,9 @@ fn modern_era_discover_then_stateless_calls() {
         "tools/call",
         json!({"name": "get_gpu_inventory", "arguments": {"gpu_index": 3}, "_meta": modern_meta()}),
     );
-    let gpus = call["result"]["structuredContent"]["gpus"].as_array().unwrap();
+    let gpus = call["result"]["structuredContent"]["gpus"]
+        .as_array()
+        .unwrap();
     assert_eq!(gpus.len(), 1);
     assert_eq!(gpus[0]["index"], 3);
     // `ping` no longer exists in 2026-07-28.
@@ -120,13 +122,26 @@ fn prompts_list_and_get() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["gpu-health-check", "diagnose-xid-errors", "gpu-triage"]);
-    let get = s.request("prompts/get", json!({"name": "gpu-triage", "arguments": {"gpu_index": "1"}}));
-    let text = get["result"]["messages"][0]["content"]["text"].as_str().unwrap();
+    assert_eq!(
+        names,
+        ["gpu-health-check", "diagnose-xid-errors", "gpu-triage"]
+    );
+    let get = s.request(
+        "prompts/get",
+        json!({"name": "gpu-triage", "arguments": {"gpu_index": "1"}}),
+    );
+    let text = get["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
     assert!(text.contains("get_gpu_inventory") && text.contains(r#"{"gpu_index": 1}"#));
     let bad = s.request("prompts/get", json!({"name": "nope"}));
     assert_eq!(bad["error"]["code"], -32602);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("gpu-triage"));
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpu-triage")
+    );
 }
 
 #[test]
@@ -136,7 +151,10 @@ fn a_malformed_line_gets_a_parse_error_and_the_session_survives() {
     let e = s.recv();
     assert_eq!(e["error"]["code"], -32700);
     assert_eq!(e["id"], Value::Null);
-    assert!(e.as_object().unwrap().contains_key("id"), "id is null, not omitted");
+    assert!(
+        e.as_object().unwrap().contains_key("id"),
+        "id is null, not omitted"
+    );
     s.initialize("2025-06-18");
     let r = s.call_tool("get_gpu_inventory", json!({}));
     assert_eq!(r["isError"], false);
@@ -145,7 +163,9 @@ fn a_malformed_line_gets_a_parse_error_and_the_session_survives() {
 #[test]
 fn batches_and_non_objects_are_invalid_requests() {
     let mut s = Session::mock("healthy");
-    s.send_raw(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#);
+    s.send_raw(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+    );
     let e = s.recv();
     assert_eq!(e["error"]["code"], -32600);
     assert!(e["error"]["message"].as_str().unwrap().contains("batches"));
@@ -155,7 +175,10 @@ fn batches_and_non_objects_are_invalid_requests() {
     assert_eq!(s.recv()["error"]["code"], -32600);
     s.send_raw(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#);
     let e = s.recv();
-    assert_eq!((e["id"].clone(), e["error"]["code"].clone()), (json!(7), json!(-32600)));
+    assert_eq!(
+        (e["id"].clone(), e["error"]["code"].clone()),
+        (json!(7), json!(-32600))
+    );
     assert_eq!(s.initialize("2025-06-18")["protocolVersion"], "2025-06-18");
 }
 
@@ -165,10 +188,20 @@ fn unknown_methods_tools_and_malformed_params() {
     s.initialize("2025-11-25");
     let e = s.request("gpu/reset", json!({}));
     assert_eq!(e["error"]["code"], -32601);
-    assert!(e["error"]["message"].as_str().unwrap().contains("Method not found: gpu/reset"));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Method not found: gpu/reset")
+    );
     let e = s.request("tools/call", json!({"name": "reset_gpu", "arguments": {}}));
     assert_eq!(e["error"]["code"], -32602);
-    assert!(e["error"]["message"].as_str().unwrap().contains("get_gpu_inventory"));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("get_gpu_inventory")
+    );
     s.send_raw(r#"{"jsonrpc":"2.0","id":"no-params","method":"tools/call"}"#);
     let e = s.recv_id(&json!("no-params"));
     assert_eq!(e["error"]["code"], -32602);
@@ -183,7 +216,10 @@ fn unknown_and_mistyped_arguments_are_tool_errors() {
     let r = s.call_tool("get_gpu_inventory", json!({"gpu": 1}));
     assert_eq!(r["isError"], true);
     let t = text_of(&r);
-    assert!(t.contains("unknown field `gpu`") && t.contains("gpu_index"), "{t}");
+    assert!(
+        t.contains("unknown field `gpu`") && t.contains("gpu_index"),
+        "{t}"
+    );
     let r = s.call_tool("get_gpu_inventory", json!({"gpu_index": "one"}));
     assert_eq!(r["isError"], true);
     assert!(text_of(&r).contains("invalid type"), "{}", text_of(&r));
@@ -193,7 +229,10 @@ fn unknown_and_mistyped_arguments_are_tool_errors() {
     assert_eq!(r["isError"], true);
     assert!(text_of(&r).contains("NVML reports 8 GPU(s)"));
     // The session is intact.
-    assert_eq!(s.call_tool("get_gpu_inventory", json!({"gpu_index": 7}))["isError"], false);
+    assert_eq!(
+        s.call_tool("get_gpu_inventory", json!({"gpu_index": 7}))["isError"],
+        false
+    );
 }
 
 #[test]
@@ -207,8 +246,16 @@ fn a_ten_megabyte_line_is_refused_without_killing_the_session() {
     s.send_raw(&huge);
     let e = s.recv();
     assert_eq!(e["error"]["code"], -32600);
-    assert!(e["error"]["message"].as_str().unwrap().contains("longer than"));
-    assert_eq!(s.call_tool("get_gpu_inventory", json!({}))["isError"], false);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than")
+    );
+    assert_eq!(
+        s.call_tool("get_gpu_inventory", json!({}))["isError"],
+        false
+    );
 }
 
 #[test]
@@ -223,7 +270,12 @@ fn eof_before_initialize_exits_zero_silently() {
 #[test]
 fn eof_after_requests_flushes_every_reply() {
     let fixture = fixture_file("extends: healthy\nnode: {query_delay_ms: 300}");
-    let mut s = Session::start(&["--nvml-mode=mock", "--mock-fixture", fixture.path(), "--log-level=warn"]);
+    let mut s = Session::start(&[
+        "--nvml-mode=mock",
+        "--mock-fixture",
+        fixture.path(),
+        "--log-level=warn",
+    ]);
     s.initialize("2025-06-18");
     for id in 1..=3 {
         s.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"get_gpu_inventory","arguments":{}}}));
@@ -238,7 +290,12 @@ fn eof_after_requests_flushes_every_reply() {
 #[test]
 fn sigterm_mid_request_exits_zero_promptly() {
     let fixture = fixture_file("extends: healthy\nnode: {query_delay_ms: 8000}");
-    let mut s = Session::start(&["--nvml-mode=mock", "--mock-fixture", fixture.path(), "--log-level=warn"]);
+    let mut s = Session::start(&[
+        "--nvml-mode=mock",
+        "--mock-fixture",
+        fixture.path(),
+        "--log-level=warn",
+    ]);
     s.initialize("2025-06-18");
     s.send(&json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_gpu_inventory","arguments":{}}}));
     std::thread::sleep(Duration::from_millis(300));
@@ -272,7 +329,11 @@ fn a_hung_driver_is_reported_not_waited_for() {
     let r = s.call_tool("get_gpu_inventory", json!({}));
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert_eq!(r["isError"], true);
-    assert!(text_of(&r).contains("did not answer within"), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("did not answer within"),
+        "{}",
+        text_of(&r)
+    );
     let r = s.call_tool("get_gpu_inventory", json!({}));
     assert_eq!(r["isError"], true);
     assert!(text_of(&r).contains("has not returned"), "{}", text_of(&r));
@@ -280,9 +341,15 @@ fn a_hung_driver_is_reported_not_waited_for() {
 
 #[test]
 fn idle_timeout_closes_an_abandoned_session() {
-    let mut s = Session::start(&["--nvml-mode=mock", "--idle-timeout-seconds=1", "--log-level=warn"]);
+    let mut s = Session::start(&[
+        "--nvml-mode=mock",
+        "--idle-timeout-seconds=1",
+        "--log-level=warn",
+    ]);
     s.initialize("2025-06-18");
-    let status = s.wait(Duration::from_secs(5)).expect("closes after the idle timeout");
+    let status = s
+        .wait(Duration::from_secs(5))
+        .expect("closes after the idle timeout");
     assert!(status.success());
     assert!(s.stderr().contains("idle timeout"));
 }
@@ -307,7 +374,10 @@ fn idle_subcommand_exits_zero_on_sigterm_and_sigint_within_a_second() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let mut s = Session::start(&["idle"]);
         std::thread::sleep(Duration::from_millis(200));
-        assert!(s.wait(Duration::from_millis(10)).is_none(), "idle keeps running");
+        assert!(
+            s.wait(Duration::from_millis(10)).is_none(),
+            "idle keeps running"
+        );
         let t0 = Instant::now();
         s.signal(sig);
         let status = s.wait(Duration::from_secs(1)).expect("exits within 1 s");
@@ -317,7 +387,11 @@ fn idle_subcommand_exits_zero_on_sigterm_and_sigint_within_a_second() {
 }
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(AGENT).args(args).env_remove("NODE_NAME").output().unwrap()
+    Command::new(AGENT)
+        .args(args)
+        .env_remove("NODE_NAME")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -332,18 +406,29 @@ fn check_exit_codes_on_mock() {
     let f = fixture_file("node: {}\ngpus: []");
     let out = run(&["check", "--nvml-mode=mock", "--mock-fixture", f.path()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("NVML sees no GPU"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("NVML sees no GPU")
+    );
 }
 
 #[test]
 fn mock_flags_never_switch_a_real_agent_to_mock_data() {
     let out = run(&["--mock-scenario", "healthy"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("--nvml-mode=mock"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--nvml-mode=mock")
+    );
     let out = run(&["--nvml-mode=mock", "--mock-scenario", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("unknown built-in scenario") && err.contains("pcie-downtrain"), "{err}");
+    assert!(
+        err.contains("unknown built-in scenario") && err.contains("pcie-downtrain"),
+        "{err}"
+    );
 }
 
 #[test]

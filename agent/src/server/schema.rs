@@ -115,7 +115,12 @@ fn simplify(v: &mut Value, closed: bool) {
 /// Joins lines wrapped inside a paragraph; keeps blank-line paragraph breaks.
 fn unwrap_lines(text: &str) -> String {
     text.split("\n\n")
-        .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+        .map(|para| {
+            para.split('\n')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join("\n\n")
 }

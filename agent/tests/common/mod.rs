@@ -66,7 +66,12 @@ impl Session {
 
     /// Starts the mock agent on a built-in scenario.
     pub fn mock(scenario: &str) -> Session {
-        Session::start(&["--nvml-mode=mock", "--mock-scenario", scenario, "--log-level=warn"])
+        Session::start(&[
+            "--nvml-mode=mock",
+            "--mock-scenario",
+            scenario,
+            "--log-level=warn",
+        ])
     }
 
     pub fn send_raw(&mut self, line: &str) {
@@ -132,7 +137,10 @@ impl Session {
     /// Calls a tool and returns the `result` object (or panics on a JSON-RPC error).
     pub fn call_tool(&mut self, name: &str, args: Value) -> Value {
         let reply = self.request("tools/call", json!({"name": name, "arguments": args}));
-        assert!(reply.get("error").is_none(), "tools/call {name} failed: {reply}");
+        assert!(
+            reply.get("error").is_none(),
+            "tools/call {name} failed: {reply}"
+        );
         reply["result"].clone()
     }
 
@@ -181,5 +189,8 @@ impl Drop for Session {
 
 /// The text of a tool result's first content item.
 pub fn text_of(result: &Value) -> String {
-    result["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
