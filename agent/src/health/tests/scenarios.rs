@@ -349,3 +349,22 @@ fn report_schema_snapshot() {
     let schema = schemars::schema_for!(HealthReport);
     insta::assert_json_snapshot!("health_report_schema", schema);
 }
+
+#[test]
+fn the_tool_output_schema_is_an_object_without_null_types() {
+    let schema = crate::server::schema::output_schema::<HealthReport>();
+    assert_eq!(schema.get("type"), Some(&serde_json::json!("object")));
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "verdict",
+        "summary",
+        "window_seconds",
+        "rate_rules_evaluated",
+        "node",
+        "gpus",
+    ] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    let text = serde_json::to_string(&*schema).unwrap();
+    assert!(!text.contains("\"null\""), "{text}");
+}
