@@ -162,13 +162,33 @@ impl GpuBackend for MockBackend {
     }
 
     fn snapshot(&self, filter: GpuFilter) -> Result<NodeSnapshot, BackendError> {
+        self.snapshot_at(filter, self.started.elapsed())
+    }
+
+    fn identities(&self) -> Result<Vec<DeviceIdentity>, BackendError> {
+        self.check_node()?;
+        let elapsed = self.started.elapsed();
+        Ok(self
+            .visible()
+            .map(|(i, g)| self.device(i, g, elapsed).identity())
+            .collect())
+    }
+}
+
+impl MockBackend {
+    /// The snapshot as read `elapsed` after the backend started: deterministic counters for tests of
+    /// rate rules (two snapshots a known time apart).
+    pub fn snapshot_at(
+        &self,
+        filter: GpuFilter,
+        elapsed: Duration,
+    ) -> Result<NodeSnapshot, BackendError> {
         let count = self.check_node()?;
         if let GpuFilter::Index(index) = filter
             && index >= count
         {
             return Err(BackendError::NoSuchGpu { index, count });
         }
-        let elapsed = self.started.elapsed();
         let node = &self.fixture.node;
         Ok(NodeSnapshot {
             driver_version: read(&node.driver_version),
@@ -182,15 +202,6 @@ impl GpuBackend for MockBackend {
                 .collect(),
             pci_gpu_functions: read(&self.fixture.pci_gpu_functions()),
         })
-    }
-
-    fn identities(&self) -> Result<Vec<DeviceIdentity>, BackendError> {
-        self.check_node()?;
-        let elapsed = self.started.elapsed();
-        Ok(self
-            .visible()
-            .map(|(i, g)| self.device(i, g, elapsed).identity())
-            .collect())
     }
 }
 
