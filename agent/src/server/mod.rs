@@ -21,7 +21,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::gpu::{BackendError, GpuBackend, GpuFilter};
+use crate::gpu::{BackendError, GpuBackend, GpuFilter, NodeSnapshot};
+use crate::health::{self, Baseline, EvaluateOptions, HealthReport, ObservedXid};
 use crate::prompts;
 use crate::tools::inventory::{self, InventoryReport};
 
@@ -56,6 +57,8 @@ struct Inner {
     /// Set while a backend call that overran its deadline has still not returned.
     overdue: Arc<AtomicBool>,
     tools: Vec<Tool>,
+    /// The last snapshot `get_gpu_health` read: the baseline of the next call's rate rules.
+    last_health: std::sync::Mutex<Option<(Instant, NodeSnapshot)>>,
 }
 
 /// A tool's name, title and description, and its argument/result types' schemas.
@@ -67,17 +70,61 @@ struct ToolSpec {
     output: fn() -> Arc<JsonObject>,
 }
 
-const TOOLS: &[ToolSpec] = &[ToolSpec {
-    name: "get_gpu_inventory",
-    title: "GPU inventory",
-    description: "List this node's NVIDIA GPUs and their current state: model, UUID, serial, PCI bus id, \
+const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "get_gpu_inventory",
+        title: "GPU inventory",
+        description: "List this node's NVIDIA GPUs and their current state: model, UUID, serial, PCI bus id, \
                   compute capability, VBIOS, memory (bytes), temperature and thresholds (°C), power draw \
                   and limit (W), clocks (MHz), utilization (%), PCIe link, persistence/MIG/compute mode, \
                   ECC mode, NVLinks and running processes; plus driver, CUDA and NVML versions. Values the \
                   GPU cannot report are listed under `unavailable` with the reason.",
-    input: schema::input_schema::<GpuScopeArgs>,
-    output: schema::output_schema::<InventoryReport>,
-}];
+        input: schema::input_schema::<GpuScopeArgs>,
+        output: schema::output_schema::<InventoryReport>,
+    },
+    ToolSpec {
+        name: "get_gpu_health",
+        title: "GPU health",
+        description: "Judge this node's GPUs like DCGM's health watches: a PASS/WARN/FAIL verdict per GPU and \
+                      overall, with findings that name their rule, the evidence (values, thresholds, \
+                      counter deltas) and the action to take. Covers thermal, power, clock-event \
+                      (throttle) reasons, ECC SBE/DBE, retired pages and row remapping, PCIe link \
+                      downtraining and replay rate, NVLink state and error rates, lost or missing GPUs, \
+                      InfoROM, the driver's recovery action and fatal Xids. Rate rules compare with the \
+                      previous call's reading, or sample twice `window_seconds` apart. Checks a GPU \
+                      cannot support are listed under `not_evaluated`, never passed silently.",
+        input: schema::input_schema::<HealthArgs>,
+        output: schema::output_schema::<HealthResult>,
+    },
+];
+
+/// Arguments of `get_gpu_health`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthArgs {
+    /// Only this GPU (NVML index, 0-based); every GPU when omitted.
+    #[serde(default)]
+    pub gpu_index: Option<u32>,
+    /// Sample twice this many seconds apart (1-60) to judge rates: PCIe replays, NVLink errors,
+    /// thermal and power violation time. When omitted, rates are judged against the previous call's
+    /// reading in this session, if any.
+    #[serde(default)]
+    #[schemars(range(max = 60))]
+    pub window_seconds: Option<u32>,
+}
+
+/// `get_gpu_health`'s result: the health report, labelled with its data source and node.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct HealthResult {
+    /// Where the data came from: `nvml` on a real node, `mock:<scenario>` or `mock-fixture:<file>` in
+    /// demos and tests.
+    pub data_source: String,
+    /// The Kubernetes node (from the `NODE_NAME` environment variable), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(flatten)]
+    pub report: HealthReport,
+}
 
 /// Arguments of tools that can look at one GPU or all.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -140,6 +187,7 @@ impl GpuDiagServer {
                 opts,
                 overdue: Arc::new(AtomicBool::new(false)),
                 tools,
+                last_health: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -190,6 +238,70 @@ impl GpuDiagServer {
         ))
     }
 
+    async fn health(&self, args: HealthArgs) -> Result<HealthResult, ToolError> {
+        let filter = args.gpu_index.map_or(GpuFilter::All, GpuFilter::Index);
+        let window = match args.window_seconds {
+            Some(0) | None => None,
+            Some(w @ 1..=60) => Some(Duration::from_secs(w.into())),
+            Some(w) => {
+                return Err(ToolError::Arguments {
+                    tool: "get_gpu_health",
+                    message: format!("window_seconds must be between 1 and 60, got {w}"),
+                });
+            }
+        };
+        let baseline = match window {
+            Some(window) => {
+                let first = self.backend(move |b| b.snapshot(filter)).await??;
+                let taken = Instant::now();
+                tokio::time::sleep(window).await;
+                Some((taken, first))
+            }
+            None => self.previous_health_snapshot(),
+        };
+        let current = self.backend(move |b| b.snapshot(filter)).await??;
+        let now = Instant::now();
+        let baseline = baseline.map(|(taken, snapshot)| Baseline {
+            snapshot,
+            elapsed: now.duration_since(taken),
+        });
+        let xids: Vec<ObservedXid> = Vec::new();
+        let report = health::evaluate(
+            &current,
+            baseline.as_ref(),
+            &xids,
+            &EvaluateOptions::default(),
+        );
+        self.remember_health_snapshot(now, current);
+        Ok(HealthResult {
+            data_source: self.inner.backend.source().to_string(),
+            node_name: self.inner.opts.node_name.clone(),
+            report,
+        })
+    }
+
+    /// The previous `get_gpu_health` reading, if it is at least a second old (shorter windows make
+    /// per-minute rates meaningless).
+    fn previous_health_snapshot(&self) -> Option<(Instant, NodeSnapshot)> {
+        let last = self
+            .inner
+            .last_health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|(taken, _)| taken.elapsed() >= Duration::from_secs(1))
+            .cloned()
+    }
+
+    fn remember_health_snapshot(&self, taken: Instant, snapshot: NodeSnapshot) {
+        let mut last = self
+            .inner
+            .last_health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *last = Some((taken, snapshot));
+    }
+
     async fn dispatch(
         &self,
         name: &str,
@@ -201,6 +313,10 @@ impl GpuDiagServer {
         let result = match name {
             "get_gpu_inventory" => match parse_args("get_gpu_inventory", args) {
                 Ok(a) => structured(self.inventory(a).await),
+                Err(e) => Err(e),
+            },
+            "get_gpu_health" => match parse_args("get_gpu_health", args) {
+                Ok(a) => structured(self.health(a).await),
                 Err(e) => Err(e),
             },
             other => {

@@ -119,3 +119,31 @@ def test_prompts_list_and_get(mode):
     assert "analyze_xid_errors" in texts["diagnose-xid-errors"]
     triage = texts["gpu-triage"]
     assert triage.index("get_gpu_inventory") < triage.index("get_gpu_health") < triage.index("analyze_xid_errors")
+
+
+EXPECTED_HEALTH = {
+    "healthy": ("PASS", None, None),
+    "thermal-throttle": ("WARN", 2, "thermal.slowdown"),
+    "ecc-dbe": ("FAIL", 4, "ecc.volatile_dbe"),
+    "row-remap-pending": ("WARN", 1, "memory.row_remap_pending"),
+    "row-remap-failure": ("FAIL", 6, "memory.row_remap_failure"),
+    "fallen-off-bus": ("FAIL", 5, "gpu.lost"),
+    "nvlink-errors": ("FAIL", 3, "nvlink.down"),
+    "pcie-downtrain": ("WARN", 0, "pcie.link_width"),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_health_verdict_per_scenario(scenario):
+    async def body(c):
+        return await c.call_tool("get_gpu_health", {})
+
+    verdict, gpu, check = EXPECTED_HEALTH[scenario]
+    report = run(with_client(mock(scenario), "auto", body)).structured_content
+    assert report["verdict"] == verdict, report["summary"]
+    for g in report["gpus"]:
+        if g["index"] == gpu:
+            assert g["verdict"] == verdict
+            assert check in [f["check"] for f in g["findings"]]
+        else:
+            assert all(f["severity"] == "info" for f in g["findings"]), g
