@@ -102,7 +102,10 @@ mod tests {
                 write_str(std::ptr::null_mut(), 6, "a"),
                 Err(NvmlReturn::InvalidArgument)
             );
-            assert_eq!(out::<u32>(std::ptr::null_mut()).err(), Some(NvmlReturn::InvalidArgument));
+            assert_eq!(
+                out::<u32>(std::ptr::null_mut()).err(),
+                Some(NvmlReturn::InvalidArgument)
+            );
         }
     }
 }

@@ -51,7 +51,9 @@ impl Node {
         if gpu.presence == Presence::HandleLost {
             return Err(NvmlReturn::GpuIsLost);
         }
-        Ok(std::ptr::without_provenance_mut(HANDLE_BASE + index as usize))
+        Ok(std::ptr::without_provenance_mut(
+            HANDLE_BASE + index as usize,
+        ))
     }
 
     /// The GPU behind a handle; a `lost` GPU answers every query with `GPU_IS_LOST`.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use gpu_fixture::{ComputeCapability, Counter, FixtureGpu, Fx, NvmlReturn};
 use nvml_wrapper_sys::bindings::{
-    field_id, nvmlEnableState_enum_NVML_FEATURE_DISABLED, nvmlEnableState_enum_NVML_FEATURE_ENABLED,
-    nvmlEnableState_t,
+    field_id, nvmlEnableState_enum_NVML_FEATURE_DISABLED,
+    nvmlEnableState_enum_NVML_FEATURE_ENABLED, nvmlEnableState_t,
 };
 
 use crate::ffi::NvmlResult;
