@@ -3,6 +3,8 @@
 
 pub mod mock;
 pub mod model;
+pub mod nvml;
+pub mod pci_bus;
 
 pub use model::*;
 

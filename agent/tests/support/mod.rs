@@ -1,0 +1,5 @@
+//! Helpers shared by the agent's integration tests.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod fake_nvml;
