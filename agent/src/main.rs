@@ -1,1 +1,305 @@
-fn main() {}
+//! `agent`: the GPU-diagnostics MCP server on stdio (default), the DaemonSet's idle process
+//! (`agent idle`) and its readiness probe (`agent check`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::gpu::mock::MockBackend;
+use agent::gpu::nvml::NvmlBackend;
+use agent::gpu::{DataSource, GpuBackend};
+use agent::server::transport::{LineTransport, TransportLimits};
+use agent::server::{AgentMode, GpuDiagServer, ServerOptions};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use gpu_fixture::Fixture;
+use rmcp::ServiceExt;
+
+/// GPU diagnostics for a Kubernetes node over MCP (stdio), read through NVML.
+///
+/// Without a subcommand, serves MCP on stdin/stdout (one JSON-RPC message per line); logs go to stderr.
+/// Run it with `kubectl exec -i POD -- /agent` (never `-t`: a TTY corrupts the protocol).
+#[derive(Debug, Parser)]
+#[command(name = "agent", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// What the agent may do. All current tools are read-only in both modes; `operator` is reserved for
+    /// future tools that change GPU state.
+    #[arg(
+        long,
+        env = "AGENT_MODE",
+        value_enum,
+        default_value = "read-only",
+        global = true
+    )]
+    mode: AgentMode,
+
+    /// Where GPU data comes from: `real` (NVML, the default: a GPU node never serves mock data unless
+    /// asked) or `mock` (a simulated node, for demos and tests).
+    #[arg(
+        long,
+        env = "AGENT_NVML_MODE",
+        value_enum,
+        default_value = "real",
+        global = true
+    )]
+    nvml_mode: NvmlMode,
+
+    /// The NVML library to load in real mode.
+    #[arg(
+        long,
+        env = "AGENT_NVML_LIB",
+        default_value = "libnvidia-ml.so.1",
+        global = true
+    )]
+    nvml_lib: OsString,
+
+    /// Built-in mock scenario (with --nvml-mode=mock): healthy, thermal-throttle, ecc-dbe,
+    /// row-remap-pending, row-remap-failure, fallen-off-bus, nvlink-errors, pcie-downtrain.
+    #[arg(
+        long,
+        env = "AGENT_MOCK_SCENARIO",
+        global = true,
+        conflicts_with = "mock_fixture"
+    )]
+    mock_scenario: Option<String>,
+
+    /// A fixture YAML file describing the mock node (with --nvml-mode=mock).
+    #[arg(long, env = "AGENT_MOCK_FIXTURE", global = true)]
+    mock_fixture: Option<PathBuf>,
+
+    /// Read the kernel log from this file instead of /dev/kmsg or syslog(2) (dmesg or kmsg format).
+    #[arg(long, env = "AGENT_KMSG_PATH", global = true)]
+    kmsg_path: Option<PathBuf>,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter; logs go to stderr.
+    #[arg(long, env = "AGENT_LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+
+    /// Close an MCP session that receives nothing for this many seconds (0 = never). Guards against
+    /// clients that vanish without closing stdin.
+    #[arg(
+        long,
+        env = "AGENT_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 1800,
+        global = true
+    )]
+    idle_timeout_seconds: u64,
+
+    /// Longest a GPU query may take before a tool reports the driver or a GPU as hung.
+    #[arg(
+        long,
+        env = "AGENT_NVML_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    nvml_timeout_seconds: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP on stdio (the default).
+    Serve,
+    /// Wait for SIGTERM or SIGINT, then exit 0: the DaemonSet container's main process.
+    Idle,
+    /// Readiness probe: exit 0 when NVML initializes and sees at least one GPU, else 1.
+    Check,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NvmlMode {
+    Real,
+    Mock,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The readiness probe prints one line on failure and nothing else unless asked.
+    let level = match (&cli.command, cli.log_level.as_str()) {
+        (Some(Command::Check), "info") => "error",
+        (_, level) => level,
+    };
+    if let Err(e) = init_logging(level) {
+        eprintln!("agent: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Serve => runtime.block_on(serve(&cli)),
+        Command::Idle => runtime.block_on(idle()),
+        Command::Check => runtime.block_on(check(&cli)),
+    };
+    // Blocking threads may still be parked in a read of stdin or in a hung NVML call: never wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    // rmcp logs every session's peer info at info level: keep it quieter unless asked for debug.
+    let directive = match level {
+        "info" | "warn" => format!("{level},rmcp=warn"),
+        "error" | "debug" | "trace" | "off" => level.to_string(),
+        filter if filter.contains('=') => filter.to_string(),
+        other => anyhow::bail!(
+            "invalid --log-level {other:?}: use error, warn, info, debug, trace, off or a tracing \
+             filter such as `info,agent=debug`"
+        ),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).with_context(|| {
+        format!(
+            "invalid --log-level {level:?}: use error, warn, info, debug, trace or a tracing filter"
+        )
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .compact()
+        .init();
+    Ok(())
+}
+
+/// Builds the backend the flags ask for; mock flags without mock mode are an error, never a silent
+/// switch.
+fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn GpuBackend>> {
+    match cli.nvml_mode {
+        NvmlMode::Real => {
+            if cli.mock_scenario.is_some() || cli.mock_fixture.is_some() {
+                anyhow::bail!(
+                    "--mock-scenario/--mock-fixture need --nvml-mode=mock (the default is real NVML, so a \
+                     GPU node never serves simulated data by accident)"
+                );
+            }
+            Ok(Arc::new(NvmlBackend::new(&cli.nvml_lib)))
+        }
+        NvmlMode::Mock => {
+            let (fixture, source) = match (&cli.mock_scenario, &cli.mock_fixture) {
+                (_, Some(path)) => (
+                    Fixture::from_path(path)?,
+                    DataSource::MockFixture(path.display().to_string()),
+                ),
+                (name, None) => {
+                    let name = name.as_deref().unwrap_or("healthy");
+                    (
+                        Fixture::builtin(name)?,
+                        DataSource::MockScenario(name.to_string()),
+                    )
+                }
+            };
+            tracing::info!(source = %source, "serving simulated GPUs");
+            Ok(Arc::new(MockBackend::new(fixture, source)))
+        }
+    }
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let backend = backend(cli)?;
+    let server = GpuDiagServer::new(
+        backend,
+        ServerOptions {
+            node_name: std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()),
+            mode: cli.mode,
+            backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
+        },
+    );
+    let limits = TransportLimits {
+        idle_timeout: (cli.idle_timeout_seconds > 0)
+            .then(|| Duration::from_secs(cli.idle_timeout_seconds)),
+        ..TransportLimits::default()
+    };
+    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let (transport, writer) = LineTransport::new(stdin, tokio::io::stdout(), limits);
+    tracing::debug!(mode = ?cli.mode, "serving MCP on stdio");
+
+    let session = async {
+        match server.serve(transport).await {
+            Ok(running) => {
+                if let Err(e) = running.waiting().await {
+                    tracing::warn!(error = %e, "MCP session ended with an error");
+                }
+            }
+            // EOF or a dead client before `initialize` completed: a normal way for a session to end.
+            Err(e) => tracing::debug!(error = %e, "MCP session closed before it started"),
+        }
+    };
+    tokio::select! {
+        _ = session => {}
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    // Every reply queued before the session ended reaches stdout before we exit.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer.task).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn idle() -> anyhow::Result<ExitCode> {
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, "exiting");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let backend = backend(cli)?;
+    let identities = tokio::task::spawn_blocking(move || backend.identities()).await?;
+    match identities {
+        Ok(gpus) if !gpus.is_empty() => {
+            tracing::debug!(gpus = gpus.len(), "ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            eprintln!(
+                "agent check: NVML sees no GPU on this node: check NVIDIA_VISIBLE_DEVICES, the GPU \
+                 request or DRA claim of the pod, and `nvidia-smi` on the node"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("agent check: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Resolves on SIGTERM, SIGINT or SIGHUP with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        _ = recv(&mut term) => "SIGTERM",
+        _ = recv(&mut int) => "SIGINT",
+        _ = recv(&mut hup) => "SIGHUP",
+    }
+}
