@@ -207,13 +207,13 @@ class Report(unittest.TestCase):
         inv["gpus"][2]["temperature_c"] = 88
         inv["gpus"][7]["unavailable"]["processes"] = {"code": "NO_PERMISSION", "reason": "denied"}
         checks = gc.compare(smi, inv)
-        run = gc.Run("agent 0.1.0", 95.0, 41.5, 30.2, 0, "")
+        run = gc.Run("agent 0.1.0", 95.0, 3.2, 41.5, 30.2, 0, "")
         run.tools.append(gc.ToolRun("get_gpu_inventory", 12.0, [3.0, 4.0, 5.0], False, 16000, "device_count=8"))
         text = gc.render(smi, inv, checks, run, "gpu-node-1")
         self.assertIn("# GPU check: 8x NVIDIA H100 80GB HBM3", text)
         self.assertIn("**154/155 passed**, **1 failed**", text)
         self.assertIn("| 2 | temperature_c | 33 | 88 |", text)
-        self.assertIn("Cold start (spawn → `initialize` answered, NVML initialized): **41.5 ms**", text)
+        self.assertIn("answered (NVML loads on first use): **41.5 ms** (of which spawn → `initialize` answered: 3.2 ms)", text)
         self.assertIn("| `get_gpu_inventory` | 12.0 ms | 4.0 ms | 5.0 ms | 16000 B |", text)
         self.assertIn("- processes: NO_PERMISSION (GPUs 7)", text)
         self.assertIn("release build: 95 s", text)
