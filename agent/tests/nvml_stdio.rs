@@ -296,7 +296,7 @@ fn unsupported_and_failing_fields_are_reported_unavailable_and_the_gpu_stays_lis
 }
 
 #[test]
-fn a_lost_gpu_is_listed_with_its_error_and_fails_health() {
+fn a_lost_gpu_is_listed_with_its_error_and_fails_health_naming_it() {
     let case = Case::new(
         "fallen-off-bus",
         Fixture::builtin("fallen-off-bus").unwrap(),
@@ -307,15 +307,43 @@ fn a_lost_gpu_is_listed_with_its_error_and_fails_health() {
     assert_eq!(lost["index"], 5, "{lost}");
     let error = lost["error"].as_str().unwrap_or_default();
     assert!(error.contains("GPU_IS_LOST"), "{lost}");
-    // The health verdict for this node, once the server offers the health tool.
-    if let Some(health) = results.get("get_gpu_health") {
-        let text = health.to_string();
-        assert!(text.contains("\"FAIL\""), "{health}");
-        assert!(
-            text.contains("GPU 5") || text.contains("\"index\":5"),
-            "{health}"
-        );
-    }
+    let health = &results["get_gpu_health"];
+    assert_eq!(health["verdict"], "FAIL", "{health}");
+    let gpu5 = &health["gpus"][5];
+    assert_eq!(
+        (&gpu5["index"], &gpu5["verdict"]),
+        (&json!(5), &json!("FAIL"))
+    );
+    let finding = &gpu5["findings"][0];
+    assert_eq!(finding["check"], "gpu.lost", "{gpu5}");
+    assert_eq!(finding["evidence"]["nvml_error"], "NVML_ERROR_GPU_IS_LOST");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("GPU 5 is lost"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn a_gpu_missing_from_nvml_but_on_the_pci_bus_fails_health() {
+    let name = "h100-handle-lost-and-absent.yaml";
+    let case = Case::new(name, Fixture::from_path(&fixture_path(name)).unwrap());
+    let mut s = case.real();
+    s.initialize(PROTOCOL);
+    let r = s.call_tool("get_gpu_health", json!({}));
+    let health = &r["structuredContent"];
+    assert_eq!(health["verdict"], "FAIL", "{r}");
+    let mismatch = health["node"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "gpu.count_mismatch")
+        .unwrap_or_else(|| panic!("no gpu.count_mismatch finding: {health}"));
+    assert_eq!(mismatch["evidence"]["nvml_device_count"], 7);
+    assert_eq!(mismatch["evidence"]["pci_gpu_functions"], 8);
+    assert_eq!(health["gpus"][2]["findings"][0]["check"], "gpu.lost");
 }
 
 /// `agent check` with `args` and `env`: exit code and stderr.
