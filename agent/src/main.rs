@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::gpu::mock::MockBackend;
-use agent::gpu::nvml::NvmlBackend;
+use agent::gpu::nvml::{NvmlBackend, NvmlOptions};
 use agent::gpu::{DataSource, GpuBackend};
 use agent::server::transport::{LineTransport, TransportLimits};
 use agent::server::{AgentMode, GpuDiagServer, ServerOptions};
@@ -57,6 +57,17 @@ struct Cli {
         global = true
     )]
     nvml_lib: OsString,
+
+    /// Where the PCI bus is listed, to notice GPUs NVML no longer enumerates (tests point it at a fake
+    /// sysfs tree).
+    #[arg(
+        long,
+        env = "AGENT_PCI_DEVICES_DIR",
+        default_value = agent::gpu::pci_bus::DEFAULT_PCI_DEVICES_DIR,
+        global = true,
+        hide = true
+    )]
+    pci_devices_dir: PathBuf,
 
     /// Built-in mock scenario (with --nvml-mode=mock): healthy, thermal-throttle, ecc-dbe,
     /// row-remap-pending, row-remap-failure, fallen-off-bus, nvlink-errors, pcie-downtrain.
@@ -191,7 +202,11 @@ fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn GpuBackend>> {
                      GPU node never serves simulated data by accident)"
                 );
             }
-            Ok(Arc::new(NvmlBackend::new(&cli.nvml_lib)))
+            let options = NvmlOptions {
+                pci_devices_dir: cli.pci_devices_dir.clone(),
+                ..NvmlOptions::default()
+            };
+            Ok(Arc::new(NvmlBackend::with_options(&cli.nvml_lib, options)))
         }
         NvmlMode::Mock => {
             let (fixture, source) = match (&cli.mock_scenario, &cli.mock_fixture) {

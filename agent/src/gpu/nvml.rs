@@ -1,6 +1,8 @@
 //! The real backend: reads GPUs through the NVIDIA driver's `libnvidia-ml.so.1` with nvml-wrapper. The one
 //! place the agent loads NVML; it initializes it once per backend (one per process) and shares it.
 //!
+//! Construction does no I/O: the first call loads and initializes the library, so a hung driver delays
+//! that call (which the server runs off the executor, under its deadline), never the server's start.
 //! A library that cannot be loaded or initialized does not stop the agent: the backend keeps the error,
 //! every call returns it (actionable: which library, the likely cause), and a call made at least
 //! [`INIT_RETRY_INTERVAL`] after the last attempt tries again, so a driver that appears later is found.
@@ -101,13 +103,14 @@ impl Default for NvmlOptions {
 }
 
 enum InitState {
+    NotYet,
     Ready(Arc<Nvml>),
     Failed { error: BackendError, at: Instant },
 }
 
 impl NvmlBackend {
-    /// Loads and initializes `library` (a name the dynamic loader resolves, or a path). Never fails:
-    /// an error is kept and returned by every call until a retry succeeds.
+    /// A backend over `library` (a name the dynamic loader resolves, or a path), loaded by the first
+    /// call. Never fails: a load or init error is returned by every call until a retry succeeds.
     pub fn new(library: &OsStr) -> NvmlBackend {
         NvmlBackend::with_options(library, NvmlOptions::default())
     }
@@ -117,22 +120,29 @@ impl NvmlBackend {
         NvmlBackend {
             library: library.to_owned(),
             options,
-            state: Mutex::new(initialize(library)),
+            state: Mutex::new(InitState::NotYet),
         }
     }
 
     /// The initialized library, or why there is none (retrying when the last attempt is old enough).
     fn nvml(&self) -> Result<Arc<Nvml>, BackendError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let InitState::Failed { at, .. } = &*state
-            && at.elapsed() >= self.options.init_retry_interval
-        {
-            *state = initialize(&self.library);
-        }
         match &*state {
-            InitState::Ready(nvml) => Ok(Arc::clone(nvml)),
-            InitState::Failed { error, .. } => Err(error.clone()),
+            InitState::Ready(nvml) => return Ok(Arc::clone(nvml)),
+            InitState::Failed { error, at } if at.elapsed() < self.options.init_retry_interval => {
+                return Err(error.clone());
+            }
+            InitState::NotYet | InitState::Failed { .. } => {}
         }
+        let result = initialize(&self.library);
+        *state = match &result {
+            Ok(nvml) => InitState::Ready(Arc::clone(nvml)),
+            Err(error) => InitState::Failed {
+                error: error.clone(),
+                at: Instant::now(),
+            },
+        };
+        result
     }
 
     fn device_count(nvml: &Nvml) -> Result<u32, BackendError> {
@@ -141,19 +151,16 @@ impl NvmlBackend {
     }
 }
 
-fn initialize(library: &OsStr) -> InitState {
+fn initialize(library: &OsStr) -> Result<Arc<Nvml>, BackendError> {
     match Nvml::builder().lib_path(library).init() {
         Ok(nvml) => {
             tracing::info!(library = %library.to_string_lossy(), "NVML initialized");
-            InitState::Ready(Arc::new(nvml))
+            Ok(Arc::new(nvml))
         }
         Err(e) => {
             let error = init_error(library, e);
-            tracing::warn!(%error, "NVML unavailable; GPU tools will report this error");
-            InitState::Failed {
-                error,
-                at: Instant::now(),
-            }
+            tracing::warn!(%error, "NVML unavailable; GPU tools report this error");
+            Err(error)
         }
     }
 }
