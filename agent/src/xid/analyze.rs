@@ -14,7 +14,7 @@ use super::report::{
 };
 use super::scan::{KernelLog, SourceKind, XidRecord};
 use super::time::{format_rfc3339, human_duration, micros_to_seconds};
-use super::workflow::{self, Observed};
+use super::workflow::{self, NodeContext, NodeEvent, Observed};
 
 /// `max_events` when the caller gives none.
 pub const DEFAULT_MAX_EVENTS: u32 = 200;
@@ -131,12 +131,20 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
     for p in &placed {
         per_owner.entry(p.owner).or_default().push(p);
     }
-    let mut gpus_with_code: HashMap<u32, usize> = HashMap::new();
+    let mut node = NodeContext::default();
     for owned in per_owner.values() {
         for code in owned.iter().map(|p| p.record.code).collect::<BTreeSet<_>>() {
-            *gpus_with_code.entry(code).or_default() += 1;
+            *node.gpus_with_code.entry(code).or_default() += 1;
         }
     }
+    node.events = placed
+        .iter()
+        .map(|p| NodeEvent {
+            owner: owner_label(p.owner),
+            code: p.record.code,
+            wall_micros: p.wall_micros,
+        })
+        .collect();
 
     let mut owners: Vec<Owner> = gpus
         .iter()
@@ -154,7 +162,7 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
         .iter()
         .map(|owner| {
             let owned = per_owner.get(owner).map(Vec::as_slice).unwrap_or_default();
-            assess(*owner, owned, gpus, &gpu_by_index, log, &gpus_with_code)
+            assess(*owner, owned, gpus, &gpu_by_index, log, &node)
         })
         .collect();
 
@@ -272,7 +280,7 @@ fn assess(
     gpus: &[GpuIdentity],
     gpu_by_index: &BTreeMap<u32, &GpuIdentity>,
     log: &KernelLog,
-    gpus_with_code: &HashMap<u32, usize>,
+    node: &NodeContext,
 ) -> GpuXidAssessment {
     let observed: Vec<Observed<'_>> = owned
         .iter()
@@ -283,7 +291,7 @@ fn assess(
             label: label(p),
         })
         .collect();
-    let findings = workflow::findings(&observed, gpus_with_code);
+    let findings = workflow::findings(&observed, &owner_label(owner), node);
     let verdict = findings
         .iter()
         .map(|f| Verdict::of(f.severity))
@@ -321,6 +329,13 @@ fn assess(
         verdict,
         recommended_action,
         findings,
+    }
+}
+
+fn owner_label(owner: Owner) -> String {
+    match owner {
+        Owner::Gpu(index) => format!("GPU {index}"),
+        Owner::Unattributed(pci) => format!("PCI {pci}"),
     }
 }
 

@@ -211,6 +211,14 @@ pub fn embedded_since_boot(text_before_nvrm: &[u8]) -> Option<u64> {
     }
 }
 
+/// A `[ 1234.567890]` stamp at the start of `text`.
+pub fn leading_since_boot(text: &[u8]) -> Option<u64> {
+    match split_bracket_time(text).0 {
+        RecordTime::SinceBoot(micros) => Some(micros),
+        _ => None,
+    }
+}
+
 /// `1234.567890` → 1_234_567_890 µs (fractions shorter than 6 digits are scaled).
 fn parse_seconds_micros(text: &[u8]) -> Option<u64> {
     let (seconds, fraction) = match memchr::memchr(b'.', text) {

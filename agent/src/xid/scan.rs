@@ -7,9 +7,11 @@ use std::collections::{BTreeMap, VecDeque};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use memchr::memmem;
+
 use super::parse::{
-    NvrmFilter, NvrmLine, PciLocation, RecordTime, embedded_since_boot, parse_kmsg_record,
-    parse_line, parse_nvrm,
+    NvrmFilter, NvrmLine, PciLocation, RecordTime, embedded_since_boot, leading_since_boot,
+    parse_kmsg_record, parse_line, parse_nvrm,
 };
 use super::time::Clock;
 
@@ -142,6 +144,8 @@ const MALFORMED_EXAMPLES: usize = 3;
 /// The streaming accumulator behind every reader.
 pub(crate) struct LogScanner {
     filter: NvrmFilter,
+    /// `kernel: [`: the since-boot stamp syslog daemons keep inside kernel lines.
+    kernel_stamp: memmem::Finder<'static>,
     limits: ReadLimits,
     records_scanned: u64,
     oldest: Option<RecordTime>,
@@ -160,6 +164,7 @@ impl LogScanner {
     pub(crate) fn new(limits: &ReadLimits) -> LogScanner {
         LogScanner {
             filter: NvrmFilter::new(),
+            kernel_stamp: memmem::Finder::new(b"kernel: ["),
             limits: *limits,
             records_scanned: 0,
             oldest: None,
@@ -227,6 +232,14 @@ impl LogScanner {
 
     fn take(&mut self, time: RecordTime, sequence: Option<u64>, text: &[u8]) {
         self.records_scanned += 1;
+        let time = match time {
+            RecordTime::Unknown => self
+                .kernel_stamp
+                .find(text)
+                .and_then(|at| leading_since_boot(&text[at + 8..]))
+                .map_or(RecordTime::Unknown, RecordTime::SinceBoot),
+            known => known,
+        };
         if time != RecordTime::Unknown {
             self.oldest.get_or_insert(time);
             self.newest = Some(time);
@@ -348,9 +361,14 @@ mod tests {
         let log = KernelLog::from_lines(&lines, lines_source(), CLOCK, &ReadLimits::default());
         assert_eq!(log.xids[0].time, RecordTime::SinceBoot(1_234_500_000));
         assert_eq!(
-            log.oldest, None,
-            "the line itself carries no recognised prefix"
+            log.oldest,
+            Some(RecordTime::SinceBoot(1_234_500_000)),
+            "coverage uses the stamp too"
         );
+        let lines = ["node-1 [ 77.0] NVRM: Xid (PCI:0000:3b:00): 13, no kernel: tag"];
+        let log = KernelLog::from_lines(&lines, lines_source(), CLOCK, &ReadLimits::default());
+        assert_eq!(log.xids[0].time, RecordTime::SinceBoot(77_000_000));
+        assert_eq!(log.oldest, None);
     }
 
     #[test]

@@ -115,9 +115,27 @@ impl<'e, 'a> Builder<'e, 'a> {
     }
 }
 
-/// Findings for one GPU. `gpus_with_code` counts, per code, the GPUs (and unattributed PCI
-/// locations) in the window that logged it: the spread that tells application from hardware.
-pub fn findings(events: &[Observed<'_>], gpus_with_code: &HashMap<u32, usize>) -> Vec<XidFinding> {
+/// What the workflows need to know about the whole node, beyond one GPU's events.
+#[derive(Debug, Default, Clone)]
+pub struct NodeContext {
+    /// Per code, how many GPUs (and unattributed PCI locations) logged it in the window: the
+    /// spread that tells application from hardware for Xid 13/31.
+    pub gpus_with_code: HashMap<u32, usize>,
+    /// Every event of the node, for node-wide companions (Xid 45 after a fault on another GPU).
+    pub events: Vec<NodeEvent>,
+}
+
+/// One event of the node, with who logged it.
+#[derive(Debug, Clone)]
+pub struct NodeEvent {
+    /// `GPU 3` or `PCI 0000:ba:00`.
+    pub owner: String,
+    pub code: u32,
+    pub wall_micros: Option<i64>,
+}
+
+/// Findings for the GPU `owner` (as in [`NodeEvent::owner`]) whose events are `events`.
+pub fn findings(events: &[Observed<'_>], owner: &str, node: &NodeContext) -> Vec<XidFinding> {
     let mut b = Builder {
         events,
         consumed: vec![false; events.len()],
@@ -125,13 +143,13 @@ pub fn findings(events: &[Observed<'_>], gpus_with_code: &HashMap<u32, usize>) -
     };
     xid48(&mut b);
     remap_without_48(&mut b);
-    xid45(&mut b);
+    xid45(&mut b, owner, node);
     xid43(&mut b);
     for code in [13, 31] {
         recurrence(
             &mut b,
             code,
-            gpus_with_code.get(&code).copied().unwrap_or(1),
+            node.gpus_with_code.get(&code).copied().unwrap_or(1),
         );
     }
     xid74(&mut b);
@@ -233,39 +251,45 @@ fn remap_without_48(b: &mut Builder<'_, '_>) {
     }
 }
 
-fn xid45(b: &mut Builder<'_, '_>) {
-    let cleanup_of: Vec<(usize, Option<u32>)> = b
-        .open(45)
-        .into_iter()
-        .map(|i| {
-            let blamed = detail::blamed_xid(b.events[i].message).or_else(|| {
-                (0..b.events.len())
-                    .filter(|j| {
-                        b.events[*j].code != 45
-                            && near(&b.events[*j], &b.events[i], COMPANION_WINDOW_MICROS)
+fn xid45(b: &mut Builder<'_, '_>, owner: &str, node: &NodeContext) {
+    let mut cleanup = Vec::new();
+    let mut alone = Vec::new();
+    let mut blamed: BTreeSet<String> = BTreeSet::new();
+    for i in b.open(45) {
+        let event = &b.events[i];
+        let culprit = detail::blamed_xid(event.message)
+            .map(|code| code.to_string())
+            .or_else(|| {
+                b.events
+                    .iter()
+                    .find(|other| other.code != 45 && near(other, event, COMPANION_WINDOW_MICROS))
+                    .map(|other| other.code.to_string())
+            })
+            .or_else(|| {
+                // Strictly timed: a fault on another GPU of the same job tears this one's channels down.
+                node.events
+                    .iter()
+                    .filter(|other| other.owner != owner && other.code != 45)
+                    .find(|other| match (other.wall_micros, event.wall_micros) {
+                        (Some(x), Some(y)) => (x - y).abs() <= COMPANION_WINDOW_MICROS,
+                        _ => false,
                     })
-                    .map(|j| b.events[j].code)
-                    .next()
+                    .map(|other| format!("{} on {}", other.code, other.owner))
             });
-            (i, blamed)
-        })
-        .collect();
-    let cleanup: Vec<usize> = cleanup_of
-        .iter()
-        .filter(|(_, c)| c.is_some())
-        .map(|(i, _)| *i)
-        .collect();
-    let alone: Vec<usize> = cleanup_of
-        .iter()
-        .filter(|(_, c)| c.is_none())
-        .map(|(i, _)| *i)
-        .collect();
+        match culprit {
+            Some(culprit) => {
+                blamed.insert(culprit);
+                cleanup.push(i);
+            }
+            None => alone.push(i),
+        }
+    }
     if !cleanup.is_empty() {
-        let blamed: BTreeSet<u32> = cleanup_of.iter().filter_map(|(_, c)| *c).collect();
+        let blamed: Vec<String> = blamed.into_iter().collect();
         let message = format!(
             "Xid 45 ×{} is channel cleanup after Xid {}: follow the findings for those.",
             cleanup.len(),
-            join(&blamed)
+            blamed.join(", ")
         );
         b.push(
             XidRule::Xid45Cleanup,
@@ -277,7 +301,7 @@ fn xid45(b: &mut Builder<'_, '_>) {
     }
     if !alone.is_empty() {
         let message = format!(
-            "Xid 45 ×{} with no other Xid within {} s: an application was torn down (Ctrl-C, kill, GPU reset). If nobody did that, restart the fabric manager (NVSwitch systems).",
+            "Xid 45 ×{} with no other Xid on the node within {} s: an application was torn down (Ctrl-C, kill, GPU reset). If nobody did that, restart the fabric manager (NVSwitch systems).",
             alone.len(),
             COMPANION_WINDOW_MICROS / 1_000_000
         );

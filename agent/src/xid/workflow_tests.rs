@@ -24,8 +24,11 @@ fn run(events: &[(i64, u32, &'static str)]) -> Vec<XidFinding> {
 }
 
 fn run_spread(events: &[(i64, u32, &'static str)], spread: &[(u32, usize)]) -> Vec<XidFinding> {
-    let spread: HashMap<u32, usize> = spread.iter().copied().collect();
-    findings(&observed(events), &spread)
+    let node = NodeContext {
+        gpus_with_code: spread.iter().copied().collect(),
+        events: Vec::new(),
+    };
+    findings(&observed(events), "GPU 0", &node)
 }
 
 fn rules(findings: &[XidFinding]) -> Vec<(XidRule, RecommendedAction, Vec<u32>, u64)> {
@@ -170,6 +173,27 @@ fn xid45_alone_restarts_the_fabric_manager_and_next_to_others_is_cleanup() {
     assert_eq!(
         found[0].message,
         "Xid 45 ×1 is channel cleanup after Xid 79: follow the findings for those."
+    );
+    // A fault on another GPU of the node within the window (one job spanning GPUs).
+    let node = NodeContext {
+        gpus_with_code: HashMap::new(),
+        events: vec![
+            NodeEvent {
+                owner: "GPU 5".into(),
+                code: 79,
+                wall_micros: Some(T0 - 1_000_000),
+            },
+            NodeEvent {
+                owner: "GPU 0".into(),
+                code: 45,
+                wall_micros: Some(T0),
+            },
+        ],
+    };
+    let found = findings(&observed(&[(0, 45, "Ch 00000008")]), "GPU 0", &node);
+    assert_eq!(
+        found[0].message,
+        "Xid 45 ×1 is channel cleanup after Xid 79 on GPU 5: follow the findings for those."
     );
     // Newer drivers name the culprit even when it is outside the window.
     let found = run(&[(0, 45, "Ch 00000001 caused by previous Xid 149")]);
