@@ -545,3 +545,26 @@ fn real_syslog_when_permitted_returns_records() {
         }
     }
 }
+
+#[test]
+fn real_unreadable_file_reports_permission_denied_when_not_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!(
+            "skipped: root reads mode-000 files; the EACCES mapping is covered by each_os_error_gets_its_own_hint"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let text = read_kernel_log(&LogSource::File(file.path().into()), &ReadLimits::default())
+        .expect_err("unreadable")
+        .to_string();
+    assert!(
+        text.contains(
+            "open failed: Permission denied (os error 13) — the agent's user may not read it"
+        ),
+        "{text}"
+    );
+}
