@@ -443,9 +443,11 @@ fn unknown_codes_and_malformed_lines_are_reported_not_dropped() {
 }
 
 #[test]
-fn the_report_schema_is_generated() {
-    let schema = schemars::schema_for!(XidReport);
-    let text = serde_json::to_string(&schema).expect("schema serializes");
+fn the_report_fits_the_tool_output_schema_rules() {
+    let schema = agent::server::schema::output_schema::<XidReport>();
+    let text = serde_json::to_string(&*schema).expect("schema serializes");
+    assert!(!text.contains("\"null\""), "no null types: {text}");
+    assert!(!text.contains("$ref"), "self-contained");
     for field in [
         "events",
         "summary",
@@ -457,4 +459,10 @@ fn the_report_schema_is_generated() {
     ] {
         assert!(text.contains(field), "{field} missing from the schema");
     }
+    let report = analyze_default(&read("h100-xid79-fallen-off-bus.kmsg"), &hgx_h100());
+    let json = serde_json::to_string(&report).expect("serializes");
+    assert!(
+        !json.contains("null"),
+        "optional fields are absent, never null"
+    );
 }

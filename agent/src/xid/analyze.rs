@@ -10,7 +10,7 @@ use super::detail::{self, NvlinkDetail};
 use super::parse::{PciLocation, RecordTime};
 use super::report::{
     GpuXidAssessment, LogCoverage, RecommendedAction, Verdict, XidCodeSummary, XidEvent,
-    XidExplanation, XidReport,
+    XidExplanation, XidReport, verdict_of,
 };
 use super::scan::{KernelLog, SourceKind, XidRecord};
 use super::time::{format_rfc3339, human_duration, micros_to_seconds};
@@ -294,7 +294,7 @@ fn assess(
     let findings = workflow::findings(&observed, &owner_label(owner), node);
     let verdict = findings
         .iter()
-        .map(|f| Verdict::of(f.severity))
+        .map(|f| verdict_of(f.severity))
         .max()
         .unwrap_or(Verdict::Pass);
     let recommended_action = findings

@@ -9,23 +9,15 @@ use super::catalog::{ActionBucket, Severity};
 use super::detail::NvlinkDetail;
 use super::scan::SourceUsed;
 
-/// Overall judgement for a GPU or the node, as the health tool spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Verdict {
-    Pass,
-    Warn,
-    Fail,
-}
+/// The health tool's PASS/WARN/FAIL, shared so both tools judge alike.
+pub use crate::health::Verdict;
 
-impl Verdict {
-    /// info → PASS, warning/unknown → WARN, error/critical → FAIL.
-    pub fn of(severity: Severity) -> Verdict {
-        match severity {
-            Severity::Info => Verdict::Pass,
-            Severity::Warning | Severity::Unknown => Verdict::Warn,
-            Severity::Error | Severity::Critical => Verdict::Fail,
-        }
+/// The verdict an Xid severity earns: info → PASS, warning/unknown → WARN, error/critical → FAIL.
+pub fn verdict_of(severity: Severity) -> Verdict {
+    match severity {
+        Severity::Info => Verdict::Pass,
+        Severity::Warning | Severity::Unknown => Verdict::Warn,
+        Severity::Error | Severity::Critical => Verdict::Fail,
     }
 }
 
