@@ -17,6 +17,7 @@ mod analyze;
 pub mod catalog;
 #[cfg(test)]
 mod catalog_csv;
+mod coverage;
 pub mod detail;
 pub mod parse;
 mod report;
