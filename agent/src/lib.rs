@@ -5,3 +5,4 @@ pub mod health;
 pub mod prompts;
 pub mod server;
 pub mod tools;
+pub mod xid;
