@@ -11,7 +11,7 @@ use agent::gpu::mock::MockBackend;
 use agent::gpu::nvml::{NvmlBackend, NvmlOptions};
 use agent::gpu::{DataSource, GpuBackend};
 use agent::server::transport::{LineTransport, TransportLimits};
-use agent::server::{AgentMode, GpuDiagServer, ServerOptions};
+use agent::server::{AgentMode, GpuDiagServer, KernelLogSource, ServerOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use gpu_fixture::Fixture;
@@ -193,7 +193,20 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 
 /// Builds the backend the flags ask for; mock flags without mock mode are an error, never a silent
 /// switch.
-fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn GpuBackend>> {
+fn backend(cli: &Cli) -> anyhow::Result<(Arc<dyn GpuBackend>, KernelLogSource)> {
+    let (gpus, simulated_log) = gpu_backend(cli)?;
+    let kernel_log = match (&cli.kmsg_path, simulated_log) {
+        (Some(path), _) => KernelLogSource::File(path.clone()),
+        (None, Some(mock)) => KernelLogSource::Simulated(mock),
+        (None, None) => KernelLogSource::Host,
+    };
+    Ok((gpus, kernel_log))
+}
+
+/// The GPU backend, and for a mock node the mock itself (it also serves the node's kernel log).
+type Backends = (Arc<dyn GpuBackend>, Option<Arc<MockBackend>>);
+
+fn gpu_backend(cli: &Cli) -> anyhow::Result<Backends> {
     match cli.nvml_mode {
         NvmlMode::Real => {
             if cli.mock_scenario.is_some() || cli.mock_fixture.is_some() {
@@ -206,7 +219,10 @@ fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn GpuBackend>> {
                 pci_devices_dir: cli.pci_devices_dir.clone(),
                 ..NvmlOptions::default()
             };
-            Ok(Arc::new(NvmlBackend::with_options(&cli.nvml_lib, options)))
+            Ok((
+                Arc::new(NvmlBackend::with_options(&cli.nvml_lib, options)),
+                None,
+            ))
         }
         NvmlMode::Mock => {
             let (fixture, source) = match (&cli.mock_scenario, &cli.mock_fixture) {
@@ -223,16 +239,18 @@ fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn GpuBackend>> {
                 }
             };
             tracing::info!(source = %source, "serving simulated GPUs");
-            Ok(Arc::new(MockBackend::new(fixture, source)))
+            let mock = Arc::new(MockBackend::new(fixture, source));
+            Ok((mock.clone(), Some(mock)))
         }
     }
 }
 
 async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let backend = backend(cli)?;
+    let (backend, kernel_log) = backend(cli)?;
     let server = GpuDiagServer::new(
         backend,
         ServerOptions {
+            kernel_log,
             node_name: std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()),
             mode: cli.mode,
             backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
@@ -277,7 +295,7 @@ async fn idle() -> anyhow::Result<ExitCode> {
 }
 
 async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let backend = backend(cli)?;
+    let (backend, _) = gpu_backend(cli)?;
     let identities = tokio::task::spawn_blocking(move || backend.identities()).await?;
     match identities {
         Ok(gpus) if !gpus.is_empty() => {

@@ -170,20 +170,48 @@ fn call_every_tool(session: &mut Session) -> BTreeMap<String, Value> {
 }
 
 /// Removes what legitimately differs between the two paths: the `data_source` label, and wall-clock
-/// timestamps (kernel-log times are anchored on the fixture's uptime on the mock path and on this
-/// machine's boot time on the real one).
+/// times (each process converts the kernel log's since-boot stamps with the clocks it reads itself,
+/// so they differ by microseconds), standalone or inside messages, and the kernel log's coverage
+/// span measured up to "now".
 fn normalize(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .filter(|(k, _)| k != "data_source")
-                .map(|(k, v)| (k, normalize(v)))
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("coverage", Value::Object(mut c)) => {
+                        c.remove("covered_seconds");
+                        c.remove("description");
+                        (k, normalize(Value::Object(c)))
+                    }
+                    (_, v) => (k, normalize(v)),
+                })
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::String(s) if is_timestamp(&s) => Value::String("<timestamp>".into()),
+        Value::String(s) => Value::String(mask_timestamps(&s)),
         other => other,
     }
+}
+
+/// Replaces every RFC 3339 date-time inside `s` by `<timestamp>`.
+fn mask_timestamps(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if is_timestamp(rest) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || "-:T.Z+".contains(c)))
+                .unwrap_or(rest.len());
+            out.push_str("<timestamp>");
+            rest = &rest[end..];
+        } else {
+            let ch = rest.chars().next().unwrap();
+            out.push(ch);
+            rest = &rest[ch.len_utf8()..];
+        }
+    }
+    out
 }
 
 /// RFC 3339 date-times (`2026-11-27T11:34:40.292838Z`).

@@ -40,7 +40,12 @@ impl MockBackend {
             Presence::HandleLost => {
                 return DeviceSnapshot::unreachable(index, Err(lost.clone()), lost);
             }
-            Presence::Lost => return DeviceSnapshot::unreachable(index, Ok(()), lost),
+            Presence::Lost => {
+                // The driver keeps a lost GPU's PCI location from enumeration.
+                let mut d = DeviceSnapshot::unreachable(index, Ok(()), lost);
+                d.pci = read(&gpu.pci).map(pci_info);
+                return d;
+            }
             Presence::Present | Presence::Absent => {}
         }
         let counter = |c: &Fx<Counter>| read(c).map(|c| c.value_at(elapsed));
@@ -50,11 +55,7 @@ impl MockBackend {
             name: read(&gpu.name),
             uuid: read(&gpu.uuid),
             serial: read(&gpu.serial),
-            pci: read(&gpu.pci).map(|p| PciInfo {
-                bus_id: p.bus_id,
-                device_id: p.device_id,
-                subsystem_id: p.subsystem_id,
-            }),
+            pci: read(&gpu.pci).map(pci_info),
             architecture: read(&gpu.architecture),
             compute_capability: read(&gpu.compute_capability).and_then(|s| {
                 ComputeCapability::parse(&s)
@@ -202,6 +203,14 @@ impl MockBackend {
                 .collect(),
             pci_gpu_functions: read(&self.fixture.pci_gpu_functions()),
         })
+    }
+}
+
+fn pci_info(p: gpu_fixture::FixturePci) -> PciInfo {
+    PciInfo {
+        bus_id: p.bus_id,
+        device_id: p.device_id,
+        subsystem_id: p.subsystem_id,
     }
 }
 

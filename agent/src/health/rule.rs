@@ -136,9 +136,12 @@ pub enum Rule {
     /// Xid 95: uncontained uncorrectable error.
     #[serde(rename = "xid.95")]
     Xid95,
-    /// Any other Xid: listed for the Xid tool to explain, not judged here.
+    /// Any other Xid: critical ones (per NVIDIA's catalog) warn, the rest are information.
     #[serde(rename = "xid.other")]
     XidOther,
+    /// The kernel log could not be read, so no Xid rule ran.
+    #[serde(rename = "xid.kernel_log")]
+    XidKernelLog,
 }
 
 impl Rule {

@@ -21,10 +21,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::gpu::{BackendError, GpuBackend, GpuFilter, NodeSnapshot};
-use crate::health::{self, Baseline, EvaluateOptions, HealthReport, ObservedXid};
+use crate::gpu::mock::MockBackend;
+use crate::gpu::{BackendError, DeviceIdentity, GpuBackend, GpuFilter, NodeSnapshot};
+use crate::health::{
+    self, Baseline, EvaluateOptions, HealthReport, NotEvaluated, ObservedXid, Rule,
+};
 use crate::prompts;
 use crate::tools::inventory::{self, InventoryReport};
+use crate::xid::{
+    self, AnalyzeOptions, GpuIdentity, KernelLog, LogSource, PciLocation, ReadLimits, XidReport,
+};
 
 /// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +49,42 @@ pub struct ServerOptions {
     pub mode: AgentMode,
     /// Longest a backend call may take before the tool reports the GPU or driver as hung.
     pub backend_timeout: Duration,
+    /// Where the kernel log (Xid errors) is read from.
+    pub kernel_log: KernelLogSource,
+}
+
+/// Where `analyze_xid_errors` and the health check's Xid rules read the kernel log.
+#[derive(Clone)]
+pub enum KernelLogSource {
+    /// The node's ring buffer: `/dev/kmsg`, then `syslog(2)`.
+    Host,
+    /// A saved log or a kmsg-style device (`--kmsg-path`).
+    File(std::path::PathBuf),
+    /// The mock node's kernel log, its timestamps anchored to the mock node's uptime.
+    Simulated(Arc<MockBackend>),
+}
+
+impl std::fmt::Debug for KernelLogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelLogSource::Host => f.write_str("Host"),
+            KernelLogSource::File(p) => write!(f, "File({})", p.display()),
+            KernelLogSource::Simulated(_) => f.write_str("Simulated"),
+        }
+    }
+}
+
+impl KernelLogSource {
+    fn log_source(&self) -> LogSource {
+        match self {
+            KernelLogSource::Host => LogSource::Auto,
+            KernelLogSource::File(path) => LogSource::File(path.clone()),
+            KernelLogSource::Simulated(mock) => LogSource::Lines {
+                lines: mock.fixture().kernel_log.clone(),
+                uptime_seconds: mock.uptime_seconds(),
+            },
+        }
+    }
 }
 
 /// The GPU-diagnostics MCP server (cheap to clone: one shared state per process).
@@ -96,7 +138,49 @@ const TOOLS: &[ToolSpec] = &[
         input: schema::input_schema::<HealthArgs>,
         output: schema::output_schema::<HealthResult>,
     },
+    ToolSpec {
+        name: "analyze_xid_errors",
+        title: "Xid error analysis",
+        description: "Read the kernel ring buffer (/dev/kmsg, else syslog(2) with CAP_SYSLOG, or the file \
+                      given with --kmsg-path) for NVIDIA Xid errors, attribute each to its GPU by PCI \
+                      address, and explain it from NVIDIA's Xid catalog: name, severity, immediate and \
+                      investigatory action, plus companion-Xid workflows (48 with 63/64, 45, 43, 13/31 \
+                      recurrence, 74 link decode, 79, 154 recovery action). Returns events (newest \
+                      first) with wall-clock times, a per-GPU per-code summary, a verdict and the \
+                      recommended action per GPU, and the time span the log covers.",
+        input: schema::input_schema::<XidArgs>,
+        output: schema::output_schema::<XidResult>,
+    },
 ];
+
+/// Arguments of `analyze_xid_errors`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XidArgs {
+    /// Only Xids logged in the last this-many seconds; the whole ring buffer when omitted.
+    #[serde(default)]
+    pub since_seconds: Option<u64>,
+    /// Most events to list, newest first (default 200, at most 10000); counts still cover everything.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_events: Option<u32>,
+    /// Only Xids of this GPU (NVML index, 0-based).
+    #[serde(default)]
+    pub gpu_index: Option<u32>,
+}
+
+/// `analyze_xid_errors`' result: the Xid report, labelled with its data source and node.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct XidResult {
+    /// Where the GPUs' identities came from: `nvml` on a real node, `mock:<scenario>` or
+    /// `mock-fixture:<file>` in demos and tests. The kernel log's source is in `source`.
+    pub data_source: String,
+    /// The Kubernetes node (from the `NODE_NAME` environment variable), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(flatten)]
+    pub report: XidReport,
+}
 
 /// Arguments of `get_gpu_health`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -159,6 +243,8 @@ enum ToolError {
          GPU is hung. Check the kernel log for Xid errors; a node reboot is usually required."
     )]
     StillHung,
+    #[error("{0}")]
+    KernelLog(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -265,19 +351,110 @@ impl GpuDiagServer {
             snapshot,
             elapsed: now.duration_since(taken),
         });
-        let xids: Vec<ObservedXid> = Vec::new();
-        let report = health::evaluate(
+        let gpus: Vec<GpuIdentity> = current
+            .devices
+            .iter()
+            .map(|d| gpu_identity(&d.identity()))
+            .collect();
+        let (xids, log_error) = match self.kernel_log().await {
+            Ok(log) => {
+                let opts = AnalyzeOptions {
+                    gpu_index: args.gpu_index,
+                    max_events: Some(1),
+                    ..AnalyzeOptions::default()
+                };
+                (observed_xids(&xid::analyze(&log, &gpus, &opts)), None)
+            }
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let mut report = health::evaluate(
             &current,
             baseline.as_ref(),
             &xids,
             &EvaluateOptions::default(),
         );
+        if let Some(reason) = log_error {
+            report.node.not_evaluated.push(NotEvaluated {
+                check: Rule::XidKernelLog,
+                reason: format!("Xid rules did not run: {reason}"),
+            });
+        }
         self.remember_health_snapshot(now, current);
         Ok(HealthResult {
             data_source: self.inner.backend.source().to_string(),
             node_name: self.inner.opts.node_name.clone(),
             report,
         })
+    }
+
+    async fn xid(&self, args: XidArgs) -> Result<XidResult, ToolError> {
+        if let Some(m) = args.max_events
+            && !(1..=xid::MAX_EVENTS_LIMIT).contains(&m)
+        {
+            return Err(ToolError::Arguments {
+                tool: "analyze_xid_errors",
+                message: format!(
+                    "max_events must be between 1 and {}, got {m}",
+                    xid::MAX_EVENTS_LIMIT
+                ),
+            });
+        }
+        // The kernel log is worth reading even when NVML is broken (a lost GPU can take NVML down):
+        // without GPU identities, Xids are reported by PCI address.
+        let (gpus, gpu_note) = match self.backend(|b| b.identities()).await {
+            Ok(Ok(ids)) => (ids.iter().map(gpu_identity).collect::<Vec<_>>(), None),
+            Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        if let Some(index) = args.gpu_index
+            && gpu_note.is_none()
+            && index as usize >= gpus.len()
+        {
+            return Err(BackendError::NoSuchGpu {
+                index,
+                count: gpus.len() as u32,
+            }
+            .into());
+        }
+        let log = self.kernel_log().await?;
+        let mut report = xid::analyze(
+            &log,
+            &gpus,
+            &AnalyzeOptions {
+                since_seconds: args.since_seconds,
+                max_events: args.max_events,
+                gpu_index: args.gpu_index,
+            },
+        );
+        if let Some(why) = gpu_note {
+            report.notes.push(format!(
+                "The GPUs could not be enumerated, so Xids are attributed by PCI address only: {why}"
+            ));
+        }
+        Ok(XidResult {
+            data_source: self.inner.backend.source().to_string(),
+            node_name: self.inner.opts.node_name.clone(),
+            report,
+        })
+    }
+
+    /// Reads the kernel log off the executor; the readers are bounded and never wait for new records.
+    async fn kernel_log(&self) -> Result<KernelLog, ToolError> {
+        let source = self.inner.opts.kernel_log.log_source();
+        let timeout = self.inner.opts.backend_timeout;
+        let task = tokio::task::spawn_blocking(move || {
+            xid::read_kernel_log(&source, &ReadLimits::default())
+        });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(log))) => Ok(log),
+            Ok(Ok(Err(e))) => Err(ToolError::KernelLog(e.to_string())),
+            Ok(Err(join)) => Err(ToolError::Internal(format!(
+                "kernel log task failed: {join}"
+            ))),
+            Err(_) => Err(ToolError::KernelLog(format!(
+                "reading the kernel log took longer than {timeout:?}; pass --kmsg-path to analyze a saved log"
+            ))),
+        }
     }
 
     /// The previous `get_gpu_health` reading, if it is at least a second old (shorter windows make
@@ -319,6 +496,10 @@ impl GpuDiagServer {
                 Ok(a) => structured(self.health(a).await),
                 Err(e) => Err(e),
             },
+            "analyze_xid_errors" => match parse_args("analyze_xid_errors", args) {
+                Ok(a) => structured(self.xid(a).await),
+                Err(e) => Err(e),
+            },
             other => {
                 let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
                 return Err(McpError::invalid_params(
@@ -342,6 +523,34 @@ impl GpuDiagServer {
             }
         })
     }
+}
+
+/// The Xid analysis' view of a GPU.
+fn gpu_identity(d: &DeviceIdentity) -> GpuIdentity {
+    GpuIdentity {
+        index: d.index,
+        uuid: d.uuid.as_ref().ok().cloned(),
+        pci: d.pci.as_ref().ok().and_then(|p| {
+            PciLocation::from_numeric(p.bus_id.domain, p.bus_id.bus.into(), p.bus_id.device.into())
+        }),
+    }
+}
+
+/// The health rules' input from an Xid analysis: one entry per GPU and code.
+fn observed_xids(report: &XidReport) -> Vec<ObservedXid> {
+    report
+        .summary
+        .iter()
+        .map(|s| ObservedXid {
+            gpu_index: s.gpu_index,
+            code: s.code,
+            count: u32::try_from(s.count).unwrap_or(u32::MAX),
+            last_seen: s
+                .last_seen
+                .clone()
+                .unwrap_or_else(|| "an unknown time".to_string()),
+        })
+        .collect()
 }
 
 fn parse_args<T: DeserializeOwned + Default>(

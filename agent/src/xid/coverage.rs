@@ -35,6 +35,17 @@ pub(super) fn coverage(
             log.records_scanned
         ),
     };
+    if let Some(RecordTime::SinceBoot(newest)) = log.newest
+        && newest > clock.monotonic_micros
+    {
+        description.push_str(&format!(
+            " Its newest since-boot timestamp ({:.0} s) is later than this machine's uptime ({:.0} s): \
+             the log comes from an earlier boot or another machine, so these wall-clock times are wrong; \
+             read its since-boot times instead.",
+            newest as f64 / 1e6,
+            clock.monotonic_micros as f64 / 1e6
+        ));
+    }
     if let (Some(since), Some(cutoff)) = (options.since_seconds, cutoff) {
         description.push_str(&format!(
             " Analysed: the last {} (since {}).",

@@ -10,7 +10,7 @@ use gpu_fixture::{ClockEventReason, NvmlReturn};
 use nvml_wrapper_sys::bindings::*;
 
 use crate::ffi::{exports, out, write_str};
-use crate::state::query;
+use crate::state::{query, query_enumeration};
 use crate::values::{counter, enable_state, fx, milliwatts};
 
 /// `NVML_STRUCT_VERSION(Memory, 2)`: what `nvmlDeviceGetMemoryInfo_v2` requires in `version`.
@@ -61,7 +61,7 @@ exports! {
     fn nvmlDeviceGetPciInfo_v3(device: nvmlDevice_t, pci: *mut nvmlPciInfo_t) {
         // SAFETY: the caller passes a valid pointer or null (nvml.h).
         let out = unsafe { out(pci) }?;
-        let p = query(device, |g, _| fx(&g.pci))?;
+        let p = query_enumeration(device, |g, _| fx(&g.pci))?;
         let a = p.bus_id;
         let legacy = format!("{:04x}:{:02x}:{:02x}.{:x}", a.domain, a.bus, a.device, a.function);
         // SAFETY: both arrays are inside `*out`, with their declared lengths.

@@ -58,15 +58,21 @@ impl Node {
 
     /// The GPU behind a handle; a `lost` GPU answers every query with `GPU_IS_LOST`.
     pub fn gpu(&self, device: nvmlDevice_t) -> NvmlResult<&FixtureGpu> {
-        let gpu = device
-            .addr()
-            .checked_sub(HANDLE_BASE)
-            .and_then(|index| self.visible.get(index))
-            .ok_or(NvmlReturn::InvalidArgument)?;
+        let gpu = self.gpu_including_lost(device)?;
         match gpu.presence {
             Presence::Lost => Err(NvmlReturn::GpuIsLost),
             _ => Ok(gpu),
         }
+    }
+
+    /// The GPU behind a handle even when it is lost: the driver keeps a lost GPU's PCI location from
+    /// enumeration (nvidia-smi still names its bus id).
+    pub fn gpu_including_lost(&self, device: nvmlDevice_t) -> NvmlResult<&FixtureGpu> {
+        device
+            .addr()
+            .checked_sub(HANDLE_BASE)
+            .and_then(|index| self.visible.get(index))
+            .ok_or(NvmlReturn::InvalidArgument)
     }
 }
 
@@ -150,6 +156,16 @@ pub fn query<T>(
 ) -> NvmlResult<T> {
     let node = node()?;
     let gpu = node.gpu(device)?;
+    read(gpu, node.elapsed())
+}
+
+/// Like [`query`], answering for a lost GPU too (its PCI location survives the loss).
+pub fn query_enumeration<T>(
+    device: nvmlDevice_t,
+    read: impl FnOnce(&FixtureGpu, Duration) -> NvmlResult<T>,
+) -> NvmlResult<T> {
+    let node = node()?;
+    let gpu = node.gpu_including_lost(device)?;
     read(gpu, node.elapsed())
 }
 

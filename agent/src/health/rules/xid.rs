@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::health::ObservedXid;
 use crate::health::report::{Finding, Severity};
 use crate::health::rule::Rule;
+use crate::xid::catalog::{self, Severity as CatalogSeverity};
 
 /// Xids grouped by GPU (`None` = not attributed) then code: count summed, latest `last_seen`.
 pub(in crate::health) type XidGroups = BTreeMap<Option<u32>, BTreeMap<u32, (u64, String)>>;
@@ -102,13 +103,7 @@ pub(in crate::health) fn findings(
                     "an uncontained uncorrectable error: the GPU's state is suspect",
                     format!("Stop {gpu}'s workloads and {reset}; replace the GPU if it recurs."),
                 ),
-                _ => (
-                    Rule::XidOther,
-                    Severity::Info,
-                    "an Xid this health check does not judge by itself",
-                    "Run analyze_xid_errors for the code's meaning and NVIDIA's recommended action."
-                        .to_string(),
-                ),
+                _ => other_xid(code),
             };
             let companions: Vec<String> = codes
                 .keys()
@@ -130,4 +125,30 @@ pub(in crate::health) fn findings(
             f
         })
         .collect()
+}
+
+/// A code without a rule of its own: judged by NVIDIA's catalog, a critical (reset/reboot/replace)
+/// code warns, anything else is information; the Xid tool explains it in full.
+fn other_xid(code: u32) -> (Rule, Severity, &'static str, String) {
+    let see = "Run analyze_xid_errors for the code's meaning and NVIDIA's recommended action.";
+    match catalog::lookup(code) {
+        Some(entry) if entry.severity == CatalogSeverity::Critical => (
+            Rule::XidOther,
+            Severity::Warn,
+            entry.mnemonic,
+            format!("{} {see}", entry.immediate_action.instruction()),
+        ),
+        Some(entry) => (
+            Rule::XidOther,
+            Severity::Info,
+            entry.mnemonic,
+            see.to_string(),
+        ),
+        None => (
+            Rule::XidOther,
+            Severity::Info,
+            "an Xid not in NVIDIA's catalog as this agent knows it",
+            see.to_string(),
+        ),
+    }
 }

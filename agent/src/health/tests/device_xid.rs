@@ -106,7 +106,10 @@ fn each_judged_xid_has_its_severity() {
         (94, Rule::Xid94, Severity::Info),
         (95, Rule::Xid95, Severity::Fail),
         (13, Rule::XidOther, Severity::Info),
-        (119, Rule::XidOther, Severity::Info),
+        // Critical in NVIDIA's catalog (GSP RPC timeout): warns and points to the Xid tool.
+        (119, Rule::XidOther, Severity::Warn),
+        // Not in the catalog at all.
+        (999, Rule::XidOther, Severity::Info),
     ] {
         let r = with_xids(&healthy(), &[xid(Some(2), code, 3, "2025-01-01T00:00:00Z")]);
         assert_eq!(rules_of(&r, 2), vec![(rule, sev)], "Xid {code}");
