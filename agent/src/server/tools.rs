@@ -1,0 +1,184 @@
+//! The tool table: each tool's name, title, description, argument type and result type, and the errors
+//! a call can end in. Argument types are `deny_unknown_fields`, so a misspelt argument is an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, JsonObject};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::schema;
+use crate::gpu::{BackendError, GpuFilter};
+use crate::health::HealthReport;
+use crate::tools::inventory::InventoryReport;
+use crate::xid::XidReport;
+
+/// A tool's name, title and description, and its argument/result types' schemas.
+pub(super) struct ToolSpec {
+    pub(super) name: &'static str,
+    pub(super) title: &'static str,
+    pub(super) description: &'static str,
+    pub(super) input: fn() -> Arc<JsonObject>,
+    pub(super) output: fn() -> Arc<JsonObject>,
+}
+
+pub(super) const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "get_gpu_inventory",
+        title: "GPU inventory",
+        description: "List this node's NVIDIA GPUs and their current state: model, UUID, serial, PCI bus id, \
+                  compute capability, VBIOS, memory (bytes), temperature and thresholds (°C), power draw \
+                  and limit (W), clocks (MHz), utilization (%), PCIe link, persistence/MIG/compute mode, \
+                  ECC mode, NVLinks and running processes; plus driver, CUDA and NVML versions. Values the \
+                  GPU cannot report are listed under `unavailable` with the reason.",
+        input: schema::input_schema::<GpuScopeArgs>,
+        output: schema::output_schema::<InventoryReport>,
+    },
+    ToolSpec {
+        name: "get_gpu_health",
+        title: "GPU health",
+        description: "Judge this node's GPUs like DCGM's health watches: a PASS/WARN/FAIL verdict per GPU and \
+                      overall, with findings that name their rule, the evidence (values, thresholds, \
+                      counter deltas) and the action to take. Covers thermal, power, clock-event \
+                      (throttle) reasons, ECC SBE/DBE, retired pages and row remapping, PCIe link \
+                      downtraining and replay rate, NVLink state and error rates, lost or missing GPUs, \
+                      InfoROM, the driver's recovery action and fatal Xids. Rate rules compare with the \
+                      previous call's reading, or sample twice `window_seconds` apart. Checks a GPU \
+                      cannot support are listed under `not_evaluated`, never passed silently.",
+        input: schema::input_schema::<HealthArgs>,
+        output: schema::output_schema::<HealthResult>,
+    },
+    ToolSpec {
+        name: "analyze_xid_errors",
+        title: "Xid error analysis",
+        description: "Read the kernel ring buffer (/dev/kmsg, else syslog(2) with CAP_SYSLOG, or the file \
+                      given with --kmsg-path) for NVIDIA Xid errors, attribute each to its GPU by PCI \
+                      address, and explain it from NVIDIA's Xid catalog: name, severity, immediate and \
+                      investigatory action, plus companion-Xid workflows (48 with 63/64, 45, 43, 13/31 \
+                      recurrence, 74 link decode, 79, 154 recovery action). Returns events (newest \
+                      first) with wall-clock times, a per-GPU per-code summary, a verdict and the \
+                      recommended action per GPU, and the time span the log covers.",
+        input: schema::input_schema::<XidArgs>,
+        output: schema::output_schema::<XidResult>,
+    },
+];
+
+/// Arguments of `analyze_xid_errors`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XidArgs {
+    /// Only Xids logged in the last this-many seconds; the whole ring buffer when omitted.
+    #[serde(default)]
+    pub since_seconds: Option<u64>,
+    /// Most events to list, newest first (default 200, at most 10000); counts still cover everything.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_events: Option<u32>,
+    /// Only Xids of this GPU (NVML index, 0-based).
+    #[serde(default)]
+    pub gpu_index: Option<u32>,
+}
+
+/// `analyze_xid_errors`' result: the Xid report, labelled with its data source and node.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct XidResult {
+    /// Where the GPUs' identities came from: `nvml` on a real node, `mock:<scenario>` or
+    /// `mock-fixture:<file>` in demos and tests. The kernel log's source is in `source`.
+    pub data_source: String,
+    /// The Kubernetes node (from the `NODE_NAME` environment variable), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(flatten)]
+    pub report: XidReport,
+}
+
+/// Arguments of `get_gpu_health`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthArgs {
+    /// Only this GPU (NVML index, 0-based); every GPU when omitted.
+    #[serde(default)]
+    pub gpu_index: Option<u32>,
+    /// Sample twice this many seconds apart (1-60) to judge rates: PCIe replays, NVLink errors,
+    /// thermal and power violation time. When omitted, rates are judged against the previous call's
+    /// reading in this session, if any.
+    #[serde(default)]
+    #[schemars(range(max = 60))]
+    pub window_seconds: Option<u32>,
+}
+
+/// `get_gpu_health`'s result: the health report, labelled with its data source and node.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct HealthResult {
+    /// Where the data came from: `nvml` on a real node, `mock:<scenario>` or `mock-fixture:<file>` in
+    /// demos and tests.
+    pub data_source: String,
+    /// The Kubernetes node (from the `NODE_NAME` environment variable), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(flatten)]
+    pub report: HealthReport,
+}
+
+/// Arguments of tools that can look at one GPU or all.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuScopeArgs {
+    /// Only this GPU (NVML index, 0-based); every GPU when omitted.
+    #[serde(default)]
+    pub gpu_index: Option<u32>,
+}
+
+impl GpuScopeArgs {
+    pub(super) fn filter(&self) -> GpuFilter {
+        self.gpu_index.map_or(GpuFilter::All, GpuFilter::Index)
+    }
+}
+
+/// Why a tool call failed; becomes an `isError` result whose text says what to do.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ToolError {
+    #[error("invalid arguments for {tool}: {message}")]
+    Arguments { tool: &'static str, message: String },
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    #[error(
+        "the GPU driver did not answer within {0:?}: a GPU or the NVIDIA driver is hung. Check the \
+         kernel log for Xid 79/119/120 (analyze_xid_errors) and `nvidia-smi` on the node; a node \
+         reboot is usually required."
+    )]
+    Timeout(Duration),
+    #[error(
+        "a previous GPU query has not returned after overrunning its deadline: the NVIDIA driver or a \
+         GPU is hung. Check the kernel log for Xid errors; a node reboot is usually required."
+    )]
+    StillHung,
+    #[error("{0}")]
+    KernelLog(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub(super) fn parse_args<T: DeserializeOwned + Default>(
+    tool: &'static str,
+    args: Option<JsonObject>,
+) -> Result<T, ToolError> {
+    match args {
+        None => Ok(T::default()),
+        Some(obj) => serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
+            ToolError::Arguments {
+                tool,
+                message: e.to_string(),
+            }
+        }),
+    }
+}
+
+pub(super) fn structured<T: serde::Serialize>(
+    r: Result<T, ToolError>,
+) -> Result<CallToolResult, ToolError> {
+    let value = serde_json::to_value(r?).map_err(|e| ToolError::Internal(e.to_string()))?;
+    Ok(CallToolResult::structured(value))
+}
