@@ -464,3 +464,26 @@ fn fixture_file(yaml: &str) -> FixtureFile {
     std::fs::write(&path, yaml).unwrap();
     FixtureFile(path)
 }
+
+#[test]
+fn the_agent_mode_is_announced_and_read_only_by_default() {
+    let mut s = Session::mock("healthy");
+    let info = s.initialize("2025-11-25");
+    assert!(
+        info["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("read-only mode")
+    );
+    let mut s = Session::start_with_env(&["--nvml-mode=mock"], &[("AGENT_MODE", "operator")]);
+    let info = s.initialize("2025-11-25");
+    assert!(
+        info["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("operator mode")
+    );
+    let out = run(&["--mode=admin", "--nvml-mode=mock"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("read-only"));
+}

@@ -178,7 +178,7 @@ impl GpuDiagServer {
 const INSTRUCTIONS: &str = "GPU diagnostics for this Kubernetes node, read through NVML. Start with \
 get_gpu_inventory, then get_gpu_health for verdicts and actions, then analyze_xid_errors for the \
 kernel's Xid errors; the gpu-triage prompt does all three. Every result names its data_source: \
-anything but `nvml` is simulated data. All tools are read-only.";
+anything but `nvml` is simulated data.";
 
 impl ServerHandler for GpuDiagServer {
     fn get_info(&self) -> ServerConfig {
@@ -192,7 +192,13 @@ impl ServerHandler for GpuDiagServer {
             Implementation::new("k8s-mcp-agent", env!("CARGO_PKG_VERSION"))
                 .with_title("k8s-mcp-agent GPU diagnostics"),
         )
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions(format!(
+            "{INSTRUCTIONS} This agent runs in {} mode; every tool it offers only reads.",
+            match self.inner.opts.mode {
+                AgentMode::ReadOnly => "read-only",
+                AgentMode::Operator => "operator",
+            }
+        ))
     }
 
     async fn list_tools(
