@@ -56,7 +56,11 @@ fn rename_fields(object: &mut Value, pairs: &[(&str, &str)], hub_to_served: bool
         return;
     };
     for (served, hub) in pairs {
-        let (from, to) = if hub_to_served { (hub, served) } else { (served, hub) };
+        let (from, to) = if hub_to_served {
+            (hub, served)
+        } else {
+            (served, hub)
+        };
         if let Some(value) = map.remove(*from) {
             map.insert((*to).to_string(), value);
         }
@@ -73,7 +77,9 @@ fn requests_pointer(kind: &str) -> Option<&'static str> {
 }
 
 fn dra_v1beta1_to_v1(kind: &str, object: &mut Value) {
-    if let Some(requests) = requests_pointer(kind).and_then(|p| object.pointer_mut(p)).and_then(Value::as_array_mut)
+    if let Some(requests) = requests_pointer(kind)
+        .and_then(|p| object.pointer_mut(p))
+        .and_then(Value::as_array_mut)
     {
         for request in requests.iter_mut().filter_map(Value::as_object_mut) {
             if !request.contains_key("firstAvailable") {
@@ -82,7 +88,9 @@ fn dra_v1beta1_to_v1(kind: &str, object: &mut Value) {
         }
     }
     if kind == "ResourceSlice"
-        && let Some(devices) = object.pointer_mut("/spec/devices").and_then(Value::as_array_mut)
+        && let Some(devices) = object
+            .pointer_mut("/spec/devices")
+            .and_then(Value::as_array_mut)
     {
         for device in devices.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::Object(basic)) = device.remove("basic") {
@@ -93,7 +101,9 @@ fn dra_v1beta1_to_v1(kind: &str, object: &mut Value) {
 }
 
 fn dra_v1_to_v1beta1(kind: &str, object: &mut Value) {
-    if let Some(requests) = requests_pointer(kind).and_then(|p| object.pointer_mut(p)).and_then(Value::as_array_mut)
+    if let Some(requests) = requests_pointer(kind)
+        .and_then(|p| object.pointer_mut(p))
+        .and_then(Value::as_array_mut)
     {
         for request in requests.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::Object(exactly)) = request.remove("exactly") {
@@ -102,7 +112,9 @@ fn dra_v1_to_v1beta1(kind: &str, object: &mut Value) {
         }
     }
     if kind == "ResourceSlice"
-        && let Some(devices) = object.pointer_mut("/spec/devices").and_then(Value::as_array_mut)
+        && let Some(devices) = object
+            .pointer_mut("/spec/devices")
+            .and_then(Value::as_array_mut)
     {
         for device in devices.iter_mut().filter_map(Value::as_object_mut) {
             nest_all_but_name(device, "basic");
@@ -140,7 +152,11 @@ mod tests {
 
     #[test]
     fn v1beta1_requests_nest_under_exactly_and_back() {
-        let hub = Codec::DraV1beta1.to_hub("ResourceClaimTemplate", v1beta1_template(), "resource.k8s.io/v1");
+        let hub = Codec::DraV1beta1.to_hub(
+            "ResourceClaimTemplate",
+            v1beta1_template(),
+            "resource.k8s.io/v1",
+        );
         assert_eq!(hub["apiVersion"], "resource.k8s.io/v1");
         assert_eq!(
             hub.pointer("/spec/spec/devices/requests/0").unwrap(),
@@ -150,7 +166,8 @@ mod tests {
             hub.pointer("/spec/spec/devices/requests/1").unwrap(),
             &json!({"name": "any", "firstAvailable": [{"name": "a", "deviceClassName": "x"}]})
         );
-        let back = Codec::DraV1beta1.from_hub("ResourceClaimTemplate", hub, "resource.k8s.io/v1beta1");
+        let back =
+            Codec::DraV1beta1.from_hub("ResourceClaimTemplate", hub, "resource.k8s.io/v1beta1");
         assert_eq!(back, v1beta1_template());
     }
 
@@ -160,7 +177,10 @@ mod tests {
             {"name": "gpu-0", "basic": {"attributes": {"type": {"string": "gpu"}}}}
         ]}});
         let hub = Codec::DraV1beta1.to_hub("ResourceSlice", slice.clone(), "resource.k8s.io/v1");
-        assert_eq!(hub["spec"]["devices"][0], json!({"name": "gpu-0", "attributes": {"type": {"string": "gpu"}}}));
+        assert_eq!(
+            hub["spec"]["devices"][0],
+            json!({"name": "gpu-0", "attributes": {"type": {"string": "gpu"}}})
+        );
         let mut back = Codec::DraV1beta1.from_hub("ResourceSlice", hub, "resource.k8s.io/v1beta1");
         back.as_object_mut().unwrap().remove("apiVersion");
         assert_eq!(back, slice);
@@ -178,6 +198,9 @@ mod tests {
         assert_eq!(hub["message"], "boom");
         assert_eq!(hub["reportingComponent"], "kubelet");
         assert!(hub.get("regarding").is_none());
-        assert_eq!(Codec::EventsV1.from_hub("Event", hub, "events.k8s.io/v1"), event);
+        assert_eq!(
+            Codec::EventsV1.from_hub("Event", hub, "events.k8s.io/v1"),
+            event
+        );
     }
 }

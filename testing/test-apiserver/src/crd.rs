@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Origin, PrinterColumn, ResourceType, ServedVersion, StoreKey, api_version, version_priority};
+use crate::catalog::{
+    Origin, PrinterColumn, ResourceType, ServedVersion, StoreKey, api_version, version_priority,
+};
 use crate::convert::Codec;
 
 /// A CRD field that fails validation: `(field path, problem)`.
@@ -13,7 +15,10 @@ pub type Invalid = (String, String);
 
 /// The served resource a CRD defines, or the first validation problem.
 pub fn resource_type(crd: &Value) -> Result<ResourceType, Invalid> {
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let spec = crd.get("spec").ok_or_else(|| required("spec"))?;
     let group = string(spec, "group").ok_or_else(|| required("spec.group"))?;
     let names = spec.get("names").ok_or_else(|| required("spec.names"))?;
@@ -31,29 +36,53 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, Invalid> {
         other => {
             return Err((
                 "spec.scope".into(),
-                format!("Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""),
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""
+                ),
             ));
         }
     };
-    let all_versions = spec.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let all_versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if all_versions.is_empty() {
-        return Err(("spec.versions".into(), "Invalid value: must have exactly one version marked as storage version".into()));
+        return Err((
+            "spec.versions".into(),
+            "Invalid value: must have exactly one version marked as storage version".into(),
+        ));
     }
-    let storage: Vec<&Value> = all_versions.iter().filter(|v| v.get("storage") == Some(&json!(true))).collect();
+    let storage: Vec<&Value> = all_versions
+        .iter()
+        .filter(|v| v.get("storage") == Some(&json!(true)))
+        .collect();
     let [storage] = storage.as_slice() else {
-        return Err(("spec.versions".into(), "Invalid value: must have exactly one version marked as storage version".into()));
+        return Err((
+            "spec.versions".into(),
+            "Invalid value: must have exactly one version marked as storage version".into(),
+        ));
     };
-    let storage_version = string(storage, "name").ok_or_else(|| required("spec.versions[].name"))?;
+    let storage_version =
+        string(storage, "name").ok_or_else(|| required("spec.versions[].name"))?;
 
-    let mut served: Vec<&Value> = all_versions.iter().filter(|v| v.get("served") == Some(&json!(true))).collect();
+    let mut served: Vec<&Value> = all_versions
+        .iter()
+        .filter(|v| v.get("served") == Some(&json!(true)))
+        .collect();
     served.sort_by(|a, b| {
         let name = |v: &Value| string(v, "name").unwrap_or_default();
         version_priority(&name(b)).cmp(&version_priority(&name(a)))
     });
     if served.is_empty() {
-        return Err(("spec.versions".into(), "Invalid value: must have at least one served version".into()));
+        return Err((
+            "spec.versions".into(),
+            "Invalid value: must have at least one served version".into(),
+        ));
     }
-    let status_subresource = served.iter().any(|v| v.pointer("/subresources/status").is_some());
+    let status_subresource = served
+        .iter()
+        .any(|v| v.pointer("/subresources/status").is_some());
     let versions = served
         .iter()
         .map(|v| ServedVersion {
@@ -65,7 +94,15 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, Invalid> {
         .collect();
 
     let strings = |key: &str| -> Vec<String> {
-        names.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+        names
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     Ok(ResourceType {
         singular: string(names, "singular").unwrap_or_else(|| kind.to_lowercase()),
@@ -76,7 +113,10 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, Invalid> {
         versions,
         status_subresource,
         tracks_generation: true,
-        store: StoreKey { group: group.clone(), resource: plural.clone() },
+        store: StoreKey {
+            group: group.clone(),
+            resource: plural.clone(),
+        },
         storage_api_version: api_version(&group, &storage_version),
         origin: Origin::Crd(name.to_string()),
         group,
@@ -86,7 +126,10 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, Invalid> {
 }
 
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
-    let Some(columns) = version.get("additionalPrinterColumns").and_then(Value::as_array) else {
+    let Some(columns) = version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     columns
@@ -104,7 +147,10 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
 
 /// Sets the status the apiextensions controller would: names accepted, established, stored versions.
 pub fn set_established(crd: &mut Value, now: &str) {
-    let names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let storage = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -121,9 +167,7 @@ pub fn set_established(crd: &mut Value, now: &str) {
     {
         stored_versions.push(storage);
     }
-    let condition = |kind: &str, reason: &str, message: &str| {
-        json!({"type": kind, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     crd["status"] = json!({
         "acceptedNames": names,
         "conditions": [
@@ -135,7 +179,11 @@ pub fn set_established(crd: &mut Value, now: &str) {
 }
 
 fn string(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 fn required(field: &str) -> Invalid {
@@ -201,8 +249,15 @@ mod tests {
         let mut object = crd();
         set_established(&mut object, "2026-01-01T00:00:00Z");
         let conditions = object["status"]["conditions"].as_array().unwrap();
-        assert!(conditions.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        );
         assert_eq!(object["status"]["storedVersions"], json!(["v1"]));
-        assert_eq!(object["status"]["acceptedNames"]["kind"], "GpuDiagnosticsConfig");
+        assert_eq!(
+            object["status"]["acceptedNames"]["kind"],
+            "GpuDiagnosticsConfig"
+        );
     }
 }

@@ -6,12 +6,24 @@ use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, ResourceType, ServedVersion, api_version};
 
-const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
 /// `/version` for a `gitVersion` like `v1.35.0`.
 pub fn version(git_version: &str) -> Value {
-    let numbers: Vec<&str> = git_version.trim_start_matches('v').split(['.', '-', '+']).collect();
+    let numbers: Vec<&str> = git_version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .collect();
     json!({
         "major": numbers.first().copied().unwrap_or("1"),
         "minor": numbers.get(1).copied().unwrap_or("0"),
@@ -35,8 +47,10 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let entries: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": api_version(name, v), "version": v})).collect();
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": api_version(name, v), "version": v}))
+        .collect();
     json!({"name": name, "versions": entries, "preferredVersion": entries.first().cloned().unwrap_or(Value::Null)})
 }
 
@@ -53,7 +67,10 @@ pub fn group_list(catalog: &Catalog) -> Value {
 
 /// `/apis/<group>`, or `None` when the group is not served.
 pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
-    let group = catalog.groups().into_iter().find(|g| g.name == name && !name.is_empty())?;
+    let group = catalog
+        .groups()
+        .into_iter()
+        .find(|g| g.name == name && !name.is_empty())?;
     let mut document = group_json(&group.name, &group.versions);
     document["kind"] = json!("APIGroup");
     document["apiVersion"] = json!("v1");
@@ -101,7 +118,8 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
 }
 
 fn aggregated_resource(resource: &ResourceType, version: &ServedVersion) -> Value {
-    let response_kind = json!({"group": resource.group, "version": version.version, "kind": resource.kind});
+    let response_kind =
+        json!({"group": resource.group, "version": version.version, "kind": resource.kind});
     let mut entry = json!({
         "resource": resource.plural,
         "responseKind": response_kind,
@@ -132,8 +150,11 @@ pub fn aggregated(catalog: &Catalog, core: bool) -> Value {
                 .versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> =
-                        catalog.resources_in(&g.name, v).into_iter().map(|(r, sv)| aggregated_resource(r, sv)).collect();
+                    let resources: Vec<Value> = catalog
+                        .resources_in(&g.name, v)
+                        .into_iter()
+                        .map(|(r, sv)| aggregated_resource(r, sv))
+                        .collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -156,7 +177,10 @@ mod tests {
     #[test]
     fn version_splits_major_and_minor() {
         let v = version("v1.34.2");
-        assert_eq!((v["major"].as_str(), v["minor"].as_str()), (Some("1"), Some("34")));
+        assert_eq!(
+            (v["major"].as_str(), v["minor"].as_str()),
+            (Some("1"), Some("34"))
+        );
         assert_eq!(v["gitVersion"], "v1.34.2");
     }
 
@@ -172,8 +196,16 @@ mod tests {
     #[test]
     fn status_subresources_are_listed() {
         let list = resource_list(&Catalog::new(&[]), "apps", "v1").unwrap();
-        let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"daemonsets") && names.contains(&"daemonsets/status"), "{names:?}");
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"daemonsets") && names.contains(&"daemonsets/status"),
+            "{names:?}"
+        );
     }
 
     #[test]
@@ -182,6 +214,12 @@ mod tests {
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
         assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
         let named = aggregated(&Catalog::new(&[]), false);
-        assert!(named["items"].as_array().unwrap().iter().all(|g| g["metadata"]["name"] != ""));
+        assert!(
+            named["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["metadata"]["name"] != "")
+        );
     }
 }

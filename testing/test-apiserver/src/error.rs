@@ -136,7 +136,10 @@ impl ApiError {
 
     /// 404 for a path the server does not serve.
     pub fn no_route() -> Self {
-        Self::new(StatusReason::NotFound, "the server could not find the requested resource")
+        Self::new(
+            StatusReason::NotFound,
+            "the server could not find the requested resource",
+        )
     }
 
     /// 409 AlreadyExists: `deployments.apps "x" already exists`.
@@ -163,7 +166,10 @@ impl ApiError {
 
     /// 422 Invalid: `Kind.group "name" is invalid: <field>: <problem>`.
     pub fn invalid(group: &str, kind: &str, name: &str, field: &str, problem: &str) -> Self {
-        let message = format!("{} \"{name}\" is invalid: {field}: {problem}", qualified(group, kind));
+        let message = format!(
+            "{} \"{name}\" is invalid: {field}: {problem}",
+            qualified(group, kind)
+        );
         let mut error = Self::new(StatusReason::Invalid, message);
         error.details = Some(json!({
             "name": name, "group": group, "kind": kind,
@@ -226,7 +232,9 @@ pub enum Error {
     #[error(transparent)]
     Api(#[from] ApiError),
     /// The listener could not be bound.
-    #[error("cannot listen on 127.0.0.1:{port}: {source} (pick another port or pass 0 for a free one)")]
+    #[error(
+        "cannot listen on 127.0.0.1:{port}: {source} (pick another port or pass 0 for a free one)"
+    )]
     Bind {
         /// The requested port (0 = any free port).
         port: u16,
@@ -234,7 +242,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The kubeconfig file could not be written.
-    #[error("cannot write the kubeconfig to {path}: {source} (check that the folder exists and is writable)")]
+    #[error(
+        "cannot write the kubeconfig to {path}: {source} (check that the folder exists and is writable)"
+    )]
     Kubeconfig {
         /// Where it was written to.
         path: std::path::PathBuf,

@@ -28,26 +28,48 @@ impl Fault {
     /// Applies to every matching request until [`Fault::times`] limits it.
     pub fn fail(matcher: RequestMatch, code: u16) -> Self {
         let reason = StatusReason::from_code(code);
-        let mut error = ApiError::new(reason, format!("injected fault: {} {}", code, reason.as_str()));
+        let mut error = ApiError::new(
+            reason,
+            format!("injected fault: {} {}", code, reason.as_str()),
+        );
         error.code = code;
-        Self { matcher, action: FaultAction::Fail(error), remaining: None }
+        Self {
+            matcher,
+            action: FaultAction::Fail(error),
+            remaining: None,
+        }
     }
 
     /// Fails matching requests with 429 TooManyRequests and `Retry-After: seconds`.
     pub fn throttle(matcher: RequestMatch, retry_after_seconds: u32) -> Self {
-        let mut error = ApiError::new(StatusReason::TooManyRequests, "injected fault: too many requests, please try again later");
+        let mut error = ApiError::new(
+            StatusReason::TooManyRequests,
+            "injected fault: too many requests, please try again later",
+        );
         error.retry_after_seconds = Some(retry_after_seconds);
-        Self { matcher, action: FaultAction::Fail(error), remaining: None }
+        Self {
+            matcher,
+            action: FaultAction::Fail(error),
+            remaining: None,
+        }
     }
 
     /// Fails matching requests with exactly this error.
     pub fn error(matcher: RequestMatch, error: ApiError) -> Self {
-        Self { matcher, action: FaultAction::Fail(error), remaining: None }
+        Self {
+            matcher,
+            action: FaultAction::Fail(error),
+            remaining: None,
+        }
     }
 
     /// Delays matching requests (they then run normally).
     pub fn delay(matcher: RequestMatch, delay: Duration) -> Self {
-        Self { matcher, action: FaultAction::Delay(delay), remaining: None }
+        Self {
+            matcher,
+            action: FaultAction::Delay(delay),
+            remaining: None,
+        }
     }
 
     /// Applies only to the next `count` matching requests.
@@ -90,7 +112,9 @@ impl Faults {
         for fault in self.active.iter_mut().filter(|f| f.matcher.matches(info)) {
             match &fault.action {
                 FaultAction::Delay(delay) => verdict.delay += *delay,
-                FaultAction::Fail(error) if verdict.failure.is_none() => verdict.failure = Some(error.clone()),
+                FaultAction::Fail(error) if verdict.failure.is_none() => {
+                    verdict.failure = Some(error.clone())
+                }
                 FaultAction::Fail(_) => continue,
             }
             if let Some(remaining) = fault.remaining.as_mut() {
@@ -108,16 +132,28 @@ mod tests {
     use crate::request::Verb;
 
     fn patch(resource: &str) -> RequestInfo {
-        RequestInfo { verb: Some(Verb::Patch), resource: Some(resource.into()), ..RequestInfo::default() }
+        RequestInfo {
+            verb: Some(Verb::Patch),
+            resource: Some(resource.into()),
+            ..RequestInfo::default()
+        }
     }
 
     #[test]
     fn counted_failures_run_out() {
         let mut faults = Faults::default();
-        faults.inject(Fault::fail(RequestMatch::resource("daemonsets").verb(Verb::Patch), 500).times(2));
+        faults.inject(
+            Fault::fail(RequestMatch::resource("daemonsets").verb(Verb::Patch), 500).times(2),
+        );
         assert_eq!(faults.decide(&patch("pods")).failure, None);
-        assert_eq!(faults.decide(&patch("daemonsets")).failure.unwrap().code, 500);
-        assert_eq!(faults.decide(&patch("daemonsets")).failure.unwrap().reason, StatusReason::InternalError);
+        assert_eq!(
+            faults.decide(&patch("daemonsets")).failure.unwrap().code,
+            500
+        );
+        assert_eq!(
+            faults.decide(&patch("daemonsets")).failure.unwrap().reason,
+            StatusReason::InternalError
+        );
         assert_eq!(faults.decide(&patch("daemonsets")).failure, None);
     }
 
@@ -125,7 +161,10 @@ mod tests {
     fn throttling_carries_retry_after_and_delays_add_up() {
         let mut faults = Faults::default();
         faults.inject(Fault::delay(RequestMatch::any(), Duration::from_millis(10)));
-        faults.inject(Fault::delay(RequestMatch::resource("pods"), Duration::from_millis(5)));
+        faults.inject(Fault::delay(
+            RequestMatch::resource("pods"),
+            Duration::from_millis(5),
+        ));
         faults.inject(Fault::throttle(RequestMatch::resource("pods"), 3).times(1));
         let verdict = faults.decide(&patch("pods"));
         assert_eq!(verdict.delay, Duration::from_millis(15));
@@ -140,7 +179,13 @@ mod tests {
     fn a_409_fault_reads_as_a_conflict() {
         let mut faults = Faults::default();
         faults.inject(Fault::fail(RequestMatch::any().status(), 409));
-        let status = RequestInfo { subresource: Some("status".into()), ..patch("configs") };
-        assert_eq!(faults.decide(&status).failure.unwrap().reason, StatusReason::Conflict);
+        let status = RequestInfo {
+            subresource: Some("status".into()),
+            ..patch("configs")
+        };
+        assert_eq!(
+            faults.decide(&status).failure.unwrap().reason,
+            StatusReason::Conflict
+        );
     }
 }

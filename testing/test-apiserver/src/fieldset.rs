@@ -1,8 +1,8 @@
 //! Field sets: which fields of an object a field manager owns, in the `FieldsV1` wire form of
 //! `metadata.managedFields` (`f:spec`, `k:{"name":"a"}`, `v:"x"`, `.`), plus path navigation.
 
-use std::collections::BTreeSet;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
@@ -51,7 +51,12 @@ impl FieldSet {
             let wanted = match (part, key.as_str()) {
                 (_, "apiVersion" | "kind") => false,
                 (Part::Status, k) => k == "status",
-                (Part::Main { exclude_status: true }, "status") => false,
+                (
+                    Part::Main {
+                        exclude_status: true,
+                    },
+                    "status",
+                ) => false,
                 _ => true,
             };
             if !wanted {
@@ -91,7 +96,10 @@ impl FieldSet {
 
     /// Whether `path` or anything below it is in the set.
     pub fn covers(&self, path: &Path) -> bool {
-        self.0.range(path.clone()..).next().is_some_and(|p| p.starts_with(path))
+        self.0
+            .range(path.clone()..)
+            .next()
+            .is_some_and(|p| p.starts_with(path))
     }
 
     /// Adds a path.
@@ -189,7 +197,8 @@ fn collect<'v>(
         }
         Value::Array(items) if !items.is_empty() => match list_types.at(names) {
             ListKind::Map(keys) => {
-                let element_keys: Option<Vec<String>> = items.iter().map(|item| element_key(item, &keys)).collect();
+                let element_keys: Option<Vec<String>> =
+                    items.iter().map(|item| element_key(item, &keys)).collect();
                 let Some(element_keys) = element_keys else {
                     out.insert(path.clone());
                     return;
@@ -248,7 +257,9 @@ fn decode_step(key: &str) -> Option<Step> {
 
 /// Re-serialises JSON so keys written by other clients compare equal to ours.
 fn canonical(text: &str) -> Option<String> {
-    serde_json::from_str::<Value>(text).ok().map(|v| v.to_string())
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .map(|v| v.to_string())
 }
 
 /// The value at `path`, if present.
@@ -260,7 +271,10 @@ pub fn value_at<'a>(object: &'a Value, path: &[Step]) -> Option<&'a Value> {
             Step::Index(index) => current.get(index)?,
             Step::Key(key) => {
                 let key: Value = serde_json::from_str(key).ok()?;
-                current.as_array()?.iter().find(|item| matches_key(item, &key))?
+                current
+                    .as_array()?
+                    .iter()
+                    .find(|item| matches_key(item, &key))?
             }
             Step::Value(value) => {
                 let value: Value = serde_json::from_str(value).ok()?;
@@ -272,7 +286,8 @@ pub fn value_at<'a>(object: &'a Value, path: &[Step]) -> Option<&'a Value> {
 }
 
 fn matches_key(item: &Value, key: &Value) -> bool {
-    key.as_object().is_some_and(|key| key.iter().all(|(k, v)| item.get(k) == Some(v)))
+    key.as_object()
+        .is_some_and(|key| key.iter().all(|(k, v)| item.get(k) == Some(v)))
 }
 
 /// Removes the value at `path`; returns whether something was removed.
@@ -318,11 +333,17 @@ pub fn value_at_mut<'a>(object: &'a mut Value, path: &[Step]) -> Option<&'a mut 
             Step::Index(index) => current.get_mut(index)?,
             Step::Key(key) => {
                 let key: Value = serde_json::from_str(key).ok()?;
-                current.as_array_mut()?.iter_mut().find(|item| matches_key(item, &key))?
+                current
+                    .as_array_mut()?
+                    .iter_mut()
+                    .find(|item| matches_key(item, &key))?
             }
             Step::Value(value) => {
                 let value: Value = serde_json::from_str(value).ok()?;
-                current.as_array_mut()?.iter_mut().find(|item| **item == value)?
+                current
+                    .as_array_mut()?
+                    .iter_mut()
+                    .find(|item| **item == value)?
             }
         };
     }
@@ -373,7 +394,13 @@ mod tests {
 
     #[test]
     fn owned_paths_of_a_daemonset() {
-        let set = FieldSet::of_object(&daemonset(), ListTypes::new(None), Part::Main { exclude_status: true });
+        let set = FieldSet::of_object(
+            &daemonset(),
+            ListTypes::new(None),
+            Part::Main {
+                exclude_status: true,
+            },
+        );
         assert_eq!(
             paths(&set),
             [
@@ -392,10 +419,17 @@ mod tests {
 
     #[test]
     fn fields_v1_round_trip() {
-        let set = FieldSet::of_object(&daemonset(), ListTypes::new(None), Part::Main { exclude_status: false });
+        let set = FieldSet::of_object(
+            &daemonset(),
+            ListTypes::new(None),
+            Part::Main {
+                exclude_status: false,
+            },
+        );
         let wire = set.to_fields_v1();
         assert_eq!(wire["f:metadata"]["f:labels"]["f:app"], json!({}));
-        let element = &wire["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"agent\"}"];
+        let element =
+            &wire["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"agent\"}"];
         assert_eq!(element["."], json!({}));
         assert_eq!(element["f:image"], json!({}));
         assert_eq!(FieldSet::from_fields_v1(&wire), set);
@@ -415,14 +449,24 @@ mod tests {
         assert_eq!(value_at(&object, &image), Some(&json!("img:1")));
         assert!(remove_at(&mut object, &image));
         assert_eq!(value_at(&object, &image), None);
-        let finalizer = vec![Step::Field("metadata".into()), Step::Field("finalizers".into()), Step::Value("\"a/b\"".into())];
+        let finalizer = vec![
+            Step::Field("metadata".into()),
+            Step::Field("finalizers".into()),
+            Step::Value("\"a/b\"".into()),
+        ];
         assert!(remove_at(&mut object, &finalizer));
         assert_eq!(object["metadata"]["finalizers"], json!([]));
     }
 
     #[test]
     fn covers_descendants() {
-        let set = FieldSet::of_object(&daemonset(), ListTypes::new(None), Part::Main { exclude_status: true });
+        let set = FieldSet::of_object(
+            &daemonset(),
+            ListTypes::new(None),
+            Part::Main {
+                exclude_status: true,
+            },
+        );
         assert!(set.covers(&vec![Step::Field("spec".into())]));
         assert!(!set.covers(&vec![Step::Field("status".into())]));
         assert!(!set.contains(&vec![Step::Field("spec".into())]));

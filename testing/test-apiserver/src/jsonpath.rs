@@ -8,7 +8,11 @@ enum Step {
     Field(String),
     Index(usize),
     All,
-    Filter { path: Vec<String>, value: String, negated: bool },
+    Filter {
+        path: Vec<String>,
+        value: String,
+        negated: bool,
+    },
 }
 
 /// Evaluates `path` against `root` and returns every value it selects, in order.
@@ -29,7 +33,11 @@ pub fn evaluate<'a>(path: &str, root: &'a Value) -> Vec<&'a Value> {
                     Value::Object(map) => next.extend(map.values()),
                     _ => {}
                 },
-                Step::Filter { path, value: wanted, negated } => {
+                Step::Filter {
+                    path,
+                    value: wanted,
+                    negated,
+                } => {
                     if let Value::Array(items) = value {
                         next.extend(items.iter().filter(|item| {
                             let mut field = Some(*item);
@@ -54,7 +62,10 @@ pub fn evaluate<'a>(path: &str, root: &'a Value) -> Vec<&'a Value> {
 
 fn parse(path: &str) -> Option<Vec<Step>> {
     let path = path.trim();
-    let path = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
     let mut steps = Vec::new();
     let mut rest = path.strip_prefix('$').unwrap_or(path);
     while !rest.is_empty() {
@@ -64,7 +75,11 @@ fn parse(path: &str) -> Option<Vec<Step>> {
             if name.is_empty() {
                 return None;
             }
-            steps.push(if name == "*" { Step::All } else { Step::Field(name.to_string()) });
+            steps.push(if name == "*" {
+                Step::All
+            } else {
+                Step::Field(name.to_string())
+            });
             rest = &after[end..];
         } else if let Some(after) = rest.strip_prefix('[') {
             let end = closing_bracket(after)?;
@@ -108,9 +123,18 @@ fn parse_bracket(inner: &str) -> Option<Step> {
         let (l, r) = filter.split_once("==")?;
         (l, r, false)
     };
-    let path = lhs.trim().strip_prefix("@.")?.split('.').map(str::to_string).collect();
+    let path = lhs
+        .trim()
+        .strip_prefix("@.")?
+        .split('.')
+        .map(str::to_string)
+        .collect();
     let value = unquote(rhs.trim()).unwrap_or_else(|| rhs.trim().to_string());
-    Some(Step::Filter { path, value, negated })
+    Some(Step::Filter {
+        path,
+        value,
+        negated,
+    })
 }
 
 fn unquote(text: &str) -> Option<String> {
@@ -150,10 +174,19 @@ mod tests {
         let cases = [
             (".status.mode", vec![json!("RuntimeClass")]),
             (".status.desired", vec![json!(3)]),
-            (".status.conditions[?(@.type==\"Ready\")].status", vec![json!("True")]),
-            (".status.conditions[?(@.type!=\"Ready\")].type", vec![json!("Progressing")]),
+            (
+                ".status.conditions[?(@.type==\"Ready\")].status",
+                vec![json!("True")],
+            ),
+            (
+                ".status.conditions[?(@.type!=\"Ready\")].type",
+                vec![json!("Progressing")],
+            ),
             (".status.conditions[1].type", vec![json!("Ready")]),
-            (".status.conditions[*].type", vec![json!("Progressing"), json!("Ready")]),
+            (
+                ".status.conditions[*].type",
+                vec![json!("Progressing"), json!("Ready")],
+            ),
             ("{.spec.mode}", vec![json!("Auto")]),
             (".metadata.labels['a.b/c']", vec![json!("x")]),
             (".status.missing", vec![]),

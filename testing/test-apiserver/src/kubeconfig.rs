@@ -24,7 +24,10 @@ pub fn render(url: &str) -> String {
 
 /// Writes the kubeconfig for `url` to `path`.
 pub fn write(path: &Path, url: &str) -> Result<(), Error> {
-    std::fs::write(path, render(url)).map_err(|source| Error::Kubeconfig { path: path.to_path_buf(), source })
+    std::fs::write(path, render(url)).map_err(|source| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -33,9 +36,16 @@ mod tests {
 
     #[test]
     fn kubeconfig_is_valid_yaml_pointing_at_the_server() {
-        let parsed: serde_yaml::Value = serde_yaml::from_str(&render("http://127.0.0.1:4321")).unwrap();
-        assert_eq!(parsed["clusters"][0]["cluster"]["server"].as_str(), Some("http://127.0.0.1:4321"));
+        let parsed: serde_yaml::Value =
+            serde_yaml::from_str(&render("http://127.0.0.1:4321")).unwrap();
+        assert_eq!(
+            parsed["clusters"][0]["cluster"]["server"].as_str(),
+            Some("http://127.0.0.1:4321")
+        );
         assert_eq!(parsed["current-context"].as_str(), Some(CONTEXT));
-        assert_eq!(parsed["contexts"][0]["context"]["namespace"].as_str(), Some("default"));
+        assert_eq!(
+            parsed["contexts"][0]["context"]["namespace"].as_str(),
+            Some("default")
+        );
     }
 }

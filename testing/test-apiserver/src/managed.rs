@@ -47,7 +47,9 @@ pub struct Managed(pub Vec<Entry>);
 impl Managed {
     /// Reads `metadata.managedFields`.
     pub fn of(object: &Value) -> Self {
-        let entries = object.pointer("/metadata/managedFields").and_then(Value::as_array);
+        let entries = object
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array);
         Self(
             entries
                 .into_iter()
@@ -59,10 +61,24 @@ impl Managed {
                             Some("Apply") => Operation::Apply,
                             _ => Operation::Update,
                         },
-                        api_version: entry.get("apiVersion").and_then(Value::as_str).unwrap_or_default().into(),
-                        time: entry.get("time").and_then(Value::as_str).unwrap_or_default().into(),
-                        subresource: entry.get("subresource").and_then(Value::as_str).unwrap_or_default().into(),
-                        fields: FieldSet::from_fields_v1(entry.get("fieldsV1").unwrap_or(&Value::Null)),
+                        api_version: entry
+                            .get("apiVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
+                        time: entry
+                            .get("time")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
+                        subresource: entry
+                            .get("subresource")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
+                        fields: FieldSet::from_fields_v1(
+                            entry.get("fieldsV1").unwrap_or(&Value::Null),
+                        ),
                     })
                 })
                 .collect(),
@@ -103,22 +119,38 @@ impl Managed {
     /// The same entries ignoring timestamps (to tell a no-op write).
     pub fn same_ownership(&self, other: &Managed) -> bool {
         let key = |m: &Managed| {
-            let mut v: Vec<(String, bool, String, String, Value)> = m
-                .0
-                .iter()
-                .filter(|e| !e.fields.is_empty())
-                .map(|e| {
-                    (e.manager.clone(), e.operation == Operation::Apply, e.subresource.clone(), e.api_version.clone(), e.fields.to_fields_v1())
-                })
-                .collect();
+            let mut v: Vec<(String, bool, String, String, Value)> =
+                m.0.iter()
+                    .filter(|e| !e.fields.is_empty())
+                    .map(|e| {
+                        (
+                            e.manager.clone(),
+                            e.operation == Operation::Apply,
+                            e.subresource.clone(),
+                            e.api_version.clone(),
+                            e.fields.to_fields_v1(),
+                        )
+                    })
+                    .collect();
             v.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
             v
         };
         key(self) == key(other)
     }
 
-    fn entry_mut(&mut self, manager: &str, operation: Operation, subresource: &str, api_version: &str, now: &str) -> &mut Entry {
-        let index = match self.0.iter().position(|e| e.same_owner(manager, operation, subresource)) {
+    fn entry_mut(
+        &mut self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+        api_version: &str,
+        now: &str,
+    ) -> &mut Entry {
+        let index = match self
+            .0
+            .iter()
+            .position(|e| e.same_owner(manager, operation, subresource))
+        {
             Some(index) => index,
             None => {
                 self.0.push(Entry {
@@ -157,8 +189,12 @@ pub struct Writer<'a> {
 /// other managers lose those fields, and removed fields lose all owners.
 pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
     let mut managed = old.map(Managed::of).unwrap_or_default();
-    let all = Part::Main { exclude_status: false };
-    let old_set = old.map(|o| FieldSet::of_object(o, writer.list_types, all)).unwrap_or_default();
+    let all = Part::Main {
+        exclude_status: false,
+    };
+    let old_set = old
+        .map(|o| FieldSet::of_object(o, writer.list_types, all))
+        .unwrap_or_default();
     let new_set = FieldSet::of_object(new, writer.list_types, all);
     let mut changed = FieldSet::default();
     for path in new_set.paths() {
@@ -180,7 +216,13 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
         }
     }
     if !changed.is_empty() {
-        let entry = managed.entry_mut(writer.manager, Operation::Update, writer.subresource, writer.api_version, writer.now);
+        let entry = managed.entry_mut(
+            writer.manager,
+            Operation::Update,
+            writer.subresource,
+            writer.api_version,
+            writer.now,
+        );
         entry.fields.extend(&changed);
         entry.time = writer.now.into();
         entry.api_version = writer.api_version.into();
@@ -201,7 +243,12 @@ pub struct Conflict {
 
 /// Server-side apply of `applied` onto `live` (or onto nothing: create). Returns the merged object with
 /// updated `managedFields`, or the conflicts when not forced.
-pub fn apply(live: Option<&Value>, applied: &Value, writer: &Writer<'_>, force: bool) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    writer: &Writer<'_>,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let mut managed = live.map(Managed::of).unwrap_or_default();
     let applied_set = FieldSet::of_object(applied, writer.list_types, writer.part);
     let is_mine = |e: &Entry| e.same_owner(writer.manager, Operation::Apply, writer.subresource);
@@ -235,10 +282,21 @@ pub fn apply(live: Option<&Value>, applied: &Value, writer: &Writer<'_>, force: 
     let mut merged = live.cloned().unwrap_or_else(|| json!({}));
     merge_top_level(&mut merged, applied, writer);
 
-    let previous = managed.0.iter().find(|e| is_mine(e)).map(|e| e.fields.clone()).unwrap_or_default();
-    let mut no_longer_applied: Vec<Path> = previous.difference(&applied_set).paths().cloned().collect();
+    let previous = managed
+        .0
+        .iter()
+        .find(|e| is_mine(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let mut no_longer_applied: Vec<Path> =
+        previous.difference(&applied_set).paths().cloned().collect();
     no_longer_applied.sort_by_key(Vec::len);
-    let others: Vec<&FieldSet> = managed.0.iter().filter(|e| !is_mine(e)).map(|e| &e.fields).collect();
+    let others: Vec<&FieldSet> = managed
+        .0
+        .iter()
+        .filter(|e| !is_mine(e))
+        .map(|e| &e.fields)
+        .collect();
     let owned_by_others = |path: &Path| others.iter().any(|set| set.covers(path));
     for path in &no_longer_applied {
         if owned_by_others(path) {
@@ -254,14 +312,24 @@ pub fn apply(live: Option<&Value>, applied: &Value, writer: &Writer<'_>, force: 
                 _ => false,
             };
             let parent = parent.to_vec();
-            if !empty || owned_by_others(&parent) || applied_set.covers(&parent) || parent.len() < 2 && parent[0] == Step::Field("metadata".into()) {
+            if !empty
+                || owned_by_others(&parent)
+                || applied_set.covers(&parent)
+                || parent.len() < 2 && parent[0] == Step::Field("metadata".into())
+            {
                 break;
             }
             remove_at(&mut merged, &parent);
         }
     }
 
-    let entry = managed.entry_mut(writer.manager, Operation::Apply, writer.subresource, writer.api_version, writer.now);
+    let entry = managed.entry_mut(
+        writer.manager,
+        Operation::Apply,
+        writer.subresource,
+        writer.api_version,
+        writer.now,
+    );
     if entry.fields != applied_set {
         entry.time = writer.now.into();
     }
@@ -292,15 +360,32 @@ fn merge_top_level(merged: &mut Value, applied: &Value, writer: &Writer<'_>) {
                 for field in ["labels", "annotations", "ownerReferences", "finalizers"] {
                     if let Some(v) = value.get(field).filter(|v| !v.is_null()) {
                         let mut names = vec!["metadata", field];
-                        merge_field(metadata.as_object_mut().expect("metadata is an object"), field, v, &mut names, writer.list_types);
+                        merge_field(
+                            metadata.as_object_mut().expect("metadata is an object"),
+                            field,
+                            v,
+                            &mut names,
+                            writer.list_types,
+                        );
                     }
                 }
             }
-            (Part::Status, "status") | (Part::Main { exclude_status: false }, _) => {
+            (Part::Status, "status")
+            | (
+                Part::Main {
+                    exclude_status: false,
+                },
+                _,
+            ) => {
                 let mut names = vec![key.as_str()];
                 merge_field(target, key, value, &mut names, writer.list_types);
             }
-            (Part::Main { exclude_status: true }, k) if k != "status" => {
+            (
+                Part::Main {
+                    exclude_status: true,
+                },
+                k,
+            ) if k != "status" => {
                 let mut names = vec![key.as_str()];
                 merge_field(target, key, value, &mut names, writer.list_types);
             }
@@ -309,7 +394,13 @@ fn merge_top_level(merged: &mut Value, applied: &Value, writer: &Writer<'_>) {
     }
 }
 
-fn merge_field<'n>(target: &mut Map<String, Value>, key: &str, value: &'n Value, names: &mut Vec<&'n str>, list_types: ListTypes<'_>) {
+fn merge_field<'n>(
+    target: &mut Map<String, Value>,
+    key: &str,
+    value: &'n Value,
+    names: &mut Vec<&'n str>,
+    list_types: ListTypes<'_>,
+) {
     if value.is_null() {
         return;
     }
@@ -321,7 +412,12 @@ fn merge_field<'n>(target: &mut Map<String, Value>, key: &str, value: &'n Value,
     }
 }
 
-fn merge_value<'n>(live: &mut Value, applied: &'n Value, names: &mut Vec<&'n str>, list_types: ListTypes<'_>) {
+fn merge_value<'n>(
+    live: &mut Value,
+    applied: &'n Value,
+    names: &mut Vec<&'n str>,
+    list_types: ListTypes<'_>,
+) {
     match (live, applied) {
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
@@ -337,7 +433,10 @@ fn merge_value<'n>(live: &mut Value, applied: &'n Value, names: &mut Vec<&'n str
                         *target = source.iter().map(without_nulls).collect();
                         return;
                     };
-                    match target.iter_mut().find(|t| element_key(t, &keys).as_deref() == Some(key.as_str())) {
+                    match target
+                        .iter_mut()
+                        .find(|t| element_key(t, &keys).as_deref() == Some(key.as_str()))
+                    {
                         Some(existing) => merge_value(existing, item, names, list_types),
                         None => target.push(without_nulls(item)),
                     }
@@ -358,7 +457,12 @@ fn merge_value<'n>(live: &mut Value, applied: &'n Value, names: &mut Vec<&'n str
 
 fn without_nulls(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
         other => other.clone(),
     }
@@ -375,7 +479,9 @@ mod tests {
             manager,
             api_version: "apps/v1",
             subresource: "",
-            part: Part::Main { exclude_status: true },
+            part: Part::Main {
+                exclude_status: true,
+            },
             list_types: ListTypes::new(None),
             now: NOW,
         }
@@ -395,56 +501,156 @@ mod tests {
 
     #[test]
     fn apply_creates_and_owns_what_it_applied() {
-        let created = apply(None, &ds(json!({"minReadySeconds": 5})), &writer("op"), false).unwrap();
+        let created = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
         assert_eq!(created["spec"]["minReadySeconds"], 5);
         assert_eq!(created["metadata"]["name"], "a");
-        assert_eq!(managers(&created), [("op".to_string(), vec![".spec.minReadySeconds".to_string()])]);
-        assert_eq!(created["metadata"]["managedFields"][0]["operation"], "Apply");
+        assert_eq!(
+            managers(&created),
+            [("op".to_string(), vec![".spec.minReadySeconds".to_string()])]
+        );
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["operation"],
+            "Apply"
+        );
     }
 
     #[test]
     fn second_managers_fields_survive_and_dropped_fields_go() {
-        let v1 = apply(None, &ds(json!({"minReadySeconds": 5, "revisionHistoryLimit": 3})), &writer("op"), false).unwrap();
-        let v2 = apply(Some(&v1), &ds(json!({"paused": true})), &writer("other"), false).unwrap();
-        let v3 = apply(Some(&v2), &ds(json!({"minReadySeconds": 6})), &writer("op"), false).unwrap();
+        let v1 = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5, "revisionHistoryLimit": 3})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
+        let v2 = apply(
+            Some(&v1),
+            &ds(json!({"paused": true})),
+            &writer("other"),
+            false,
+        )
+        .unwrap();
+        let v3 = apply(
+            Some(&v2),
+            &ds(json!({"minReadySeconds": 6})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
         assert_eq!(v3["spec"], json!({"minReadySeconds": 6, "paused": true}));
     }
 
     #[test]
     fn conflicting_value_is_refused_unless_forced() {
-        let v1 = apply(None, &ds(json!({"minReadySeconds": 5})), &writer("op"), false).unwrap();
-        let conflicts = apply(Some(&v1), &ds(json!({"minReadySeconds": 7})), &writer("other"), false).unwrap_err();
+        let v1 = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
+        let conflicts = apply(
+            Some(&v1),
+            &ds(json!({"minReadySeconds": 7})),
+            &writer("other"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             conflicts,
-            [Conflict { manager: "op".into(), api_version: "apps/v1".into(), field: ".spec.minReadySeconds".into() }]
+            [Conflict {
+                manager: "op".into(),
+                api_version: "apps/v1".into(),
+                field: ".spec.minReadySeconds".into()
+            }]
         );
-        let forced = apply(Some(&v1), &ds(json!({"minReadySeconds": 7})), &writer("other"), true).unwrap();
+        let forced = apply(
+            Some(&v1),
+            &ds(json!({"minReadySeconds": 7})),
+            &writer("other"),
+            true,
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["minReadySeconds"], 7);
-        assert_eq!(managers(&forced), [("other".to_string(), vec![".spec.minReadySeconds".to_string()])]);
+        assert_eq!(
+            managers(&forced),
+            [(
+                "other".to_string(),
+                vec![".spec.minReadySeconds".to_string()]
+            )]
+        );
     }
 
     #[test]
     fn shared_field_survives_when_one_owner_drops_it() {
-        let v1 = apply(None, &ds(json!({"minReadySeconds": 5, "paused": false})), &writer("op"), false).unwrap();
-        let v2 = apply(Some(&v1), &ds(json!({"minReadySeconds": 5})), &writer("other"), false).unwrap();
-        let v3 = apply(Some(&v2), &ds(json!({"paused": false})), &writer("op"), false).unwrap();
+        let v1 = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5, "paused": false})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
+        let v2 = apply(
+            Some(&v1),
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("other"),
+            false,
+        )
+        .unwrap();
+        let v3 = apply(
+            Some(&v2),
+            &ds(json!({"paused": false})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
         assert_eq!(v3["spec"]["minReadySeconds"], 5);
     }
 
     #[test]
     fn updates_take_ownership_of_changed_fields() {
-        let v1 = apply(None, &ds(json!({"minReadySeconds": 5})), &writer("op"), false).unwrap();
+        let v1 = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
         let mut v2 = v1.clone();
         v2["spec"]["minReadySeconds"] = json!(9);
         track_update(Some(&v1), &mut v2, &writer("kubectl-edit"));
-        assert_eq!(managers(&v2), [("kubectl-edit".to_string(), vec![".spec.minReadySeconds".to_string()])]);
-        let conflicts = apply(Some(&v2), &ds(json!({"minReadySeconds": 5})), &writer("op"), false).unwrap_err();
+        assert_eq!(
+            managers(&v2),
+            [(
+                "kubectl-edit".to_string(),
+                vec![".spec.minReadySeconds".to_string()]
+            )]
+        );
+        let conflicts = apply(
+            Some(&v2),
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("op"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(conflicts[0].manager, "kubectl-edit");
     }
 
     #[test]
     fn unchanged_update_keeps_entries() {
-        let v1 = apply(None, &ds(json!({"minReadySeconds": 5})), &writer("op"), false).unwrap();
+        let v1 = apply(
+            None,
+            &ds(json!({"minReadySeconds": 5})),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
         let mut v2 = v1.clone();
         track_update(Some(&v1), &mut v2, &writer("someone"));
         assert_eq!(v2, v1);
@@ -453,19 +659,43 @@ mod tests {
     #[test]
     fn removed_fields_lose_their_owners() {
         let lease = |spec: Value| json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": spec});
-        let v1 = apply(None, &lease(json!({"holderIdentity": "a"})), &writer("a"), false).unwrap();
+        let v1 = apply(
+            None,
+            &lease(json!({"holderIdentity": "a"})),
+            &writer("a"),
+            false,
+        )
+        .unwrap();
         let mut released = lease(json!({}));
         released["metadata"] = v1["metadata"].clone();
         track_update(Some(&v1), &mut released, &writer("a"));
-        let v3 = apply(Some(&released), &lease(json!({"holderIdentity": "b"})), &writer("b"), false).unwrap();
+        let v3 = apply(
+            Some(&released),
+            &lease(json!({"holderIdentity": "b"})),
+            &writer("b"),
+            false,
+        )
+        .unwrap();
         assert_eq!(v3["spec"]["holderIdentity"], "b");
     }
 
     #[test]
     fn list_maps_merge_by_key_across_managers() {
         let containers = |c: Value| ds(json!({"template": {"spec": {"containers": c}}}));
-        let v1 = apply(None, &containers(json!([{"name": "agent", "image": "a:1"}])), &writer("op"), false).unwrap();
-        let v2 = apply(Some(&v1), &containers(json!([{"name": "sidecar", "image": "s:1"}])), &writer("other"), false).unwrap();
+        let v1 = apply(
+            None,
+            &containers(json!([{"name": "agent", "image": "a:1"}])),
+            &writer("op"),
+            false,
+        )
+        .unwrap();
+        let v2 = apply(
+            Some(&v1),
+            &containers(json!([{"name": "sidecar", "image": "s:1"}])),
+            &writer("other"),
+            false,
+        )
+        .unwrap();
         let names: Vec<&str> = v2["spec"]["template"]["spec"]["containers"]
             .as_array()
             .unwrap()
@@ -474,7 +704,10 @@ mod tests {
             .collect();
         assert_eq!(names, ["agent", "sidecar"]);
         let v3 = apply(Some(&v2), &containers(json!([])), &writer("op"), false).unwrap();
-        assert_eq!(v3["spec"]["template"]["spec"]["containers"], json!([{"name": "sidecar", "image": "s:1"}]));
+        assert_eq!(
+            v3["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "sidecar", "image": "s:1"}])
+        );
     }
 
     #[test]

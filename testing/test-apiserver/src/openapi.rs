@@ -13,16 +13,34 @@ pub fn index(catalog: &Catalog, version_tag: &str) -> Value {
     let mut paths = Map::new();
     for group in catalog.groups() {
         for version in &group.versions {
-            let key = if group.name.is_empty() { format!("api/{version}") } else { format!("apis/{}/{version}", group.name) };
-            let hash = format!("{:016x}", fingerprint(&format!("{key}:{version_tag}:{}", document_seed(catalog, &group.name, version))));
-            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
+            let key = if group.name.is_empty() {
+                format!("api/{version}")
+            } else {
+                format!("apis/{}/{version}", group.name)
+            };
+            let hash = format!(
+                "{:016x}",
+                fingerprint(&format!(
+                    "{key}:{version_tag}:{}",
+                    document_seed(catalog, &group.name, version)
+                ))
+            );
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
         }
     }
     json!({"paths": paths})
 }
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`, or `None` when not served.
-pub fn document(catalog: &Catalog, group: &str, version: &str, kubernetes_version: &str) -> Option<Value> {
+pub fn document(
+    catalog: &Catalog,
+    group: &str,
+    version: &str,
+    kubernetes_version: &str,
+) -> Option<Value> {
     let resources = catalog.resources_in(group, version);
     if resources.is_empty() {
         return None;
@@ -44,14 +62,31 @@ fn query_parameter(name: &str, description: &str) -> Value {
 }
 
 fn add_paths(paths: &mut Map<String, Value>, resource: &ResourceType, version: &str) {
-    let prefix = if resource.group.is_empty() { format!("/api/{version}") } else { format!("/apis/{}/{version}", resource.group) };
-    let scope = if resource.namespaced { "/namespaces/{namespace}" } else { "" };
+    let prefix = if resource.group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{}/{version}", resource.group)
+    };
+    let scope = if resource.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
     let collection = format!("{prefix}{scope}/{}", resource.plural);
     let gvk = json!({"group": resource.group, "version": version, "kind": resource.kind});
     let write_parameters = json!([
-        query_parameter("dryRun", "When present, indicates that modifications should not be persisted."),
-        query_parameter("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-        query_parameter("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields."),
+        query_parameter(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted."
+        ),
+        query_parameter(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes."
+        ),
+        query_parameter(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields."
+        ),
     ]);
     let operation = |action: &str, id: &str, parameters: &Value| {
         json!({
@@ -65,7 +100,10 @@ fn add_paths(paths: &mut Map<String, Value>, resource: &ResourceType, version: &
     let none = json!([]);
     let mut patch_parameters = write_parameters.clone();
     if let Some(list) = patch_parameters.as_array_mut() {
-        list.push(query_parameter("force", "Force is going to \"force\" Apply requests."));
+        list.push(query_parameter(
+            "force",
+            "Force is going to \"force\" Apply requests.",
+        ));
     }
     let mut patch = operation("patch", "patch", &patch_parameters);
     patch["requestBody"] = json!({"content": {
@@ -89,12 +127,18 @@ fn add_paths(paths: &mut Map<String, Value>, resource: &ResourceType, version: &
 }
 
 fn document_seed(catalog: &Catalog, group: &str, version: &str) -> String {
-    catalog.resources_in(group, version).iter().map(|(r, _)| format!("{}/{};", r.plural, r.kind)).collect()
+    catalog
+        .resources_in(group, version)
+        .iter()
+        .map(|(r, _)| format!("{}/{};", r.plural, r.kind))
+        .collect()
 }
 
 /// FNV-1a: a stable hash so clients re-fetch a document when what it describes changes.
 fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -110,15 +154,29 @@ mod tests {
         assert!(paths.contains_key("api/v1"));
         assert!(paths.contains_key("apis/apps/v1"));
         assert!(paths.contains_key("apis/resource.k8s.io/v1beta1"));
-        assert!(paths["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            paths["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
     }
 
     #[test]
     fn patch_operations_advertise_field_validation() {
         let doc = document(&Catalog::new(&[]), "apps", "v1", "v1.35.0").unwrap();
         let path = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"];
-        assert_eq!(path["patch"]["x-kubernetes-group-version-kind"]["kind"], "DaemonSet");
-        assert!(path["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert_eq!(
+            path["patch"]["x-kubernetes-group-version-kind"]["kind"],
+            "DaemonSet"
+        );
+        assert!(
+            path["patch"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
         assert!(doc["paths"]["/apis/node.k8s.io/v1/runtimeclasses/{name}"].is_null());
         assert!(document(&Catalog::new(&[]), "node.k8s.io", "v1", "v1.35.0").unwrap()["paths"]["/apis/node.k8s.io/v1/runtimeclasses/{name}"].is_object());
     }

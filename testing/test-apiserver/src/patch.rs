@@ -51,10 +51,17 @@ pub fn merge(target: &mut Value, patch: &Value) {
 
 /// RFC 6902 JSON patch.
 pub fn json(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("the body of the request was not a valid JSON patch: {e}")))?;
-    json_patch::patch(target, &operations)
-        .map_err(|e| ApiError::new(StatusReason::Invalid, format!("the server rejected our request due to an error in our request: {e}")))
+    let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request was not a valid JSON patch: {e}"
+        ))
+    })?;
+    json_patch::patch(target, &operations).map_err(|e| {
+        ApiError::new(
+            StatusReason::Invalid,
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    })
 }
 
 /// Strategic merge patch, with list semantics from the built-in table.
@@ -63,7 +70,12 @@ pub fn strategic(target: &mut Value, patch: &Value, list_types: ListTypes<'_>) {
     strategic_value(target, patch, &mut names, list_types);
 }
 
-fn strategic_value<'p>(target: &mut Value, patch: &'p Value, names: &mut Vec<&'p str>, list_types: ListTypes<'_>) {
+fn strategic_value<'p>(
+    target: &mut Value,
+    patch: &'p Value,
+    names: &mut Vec<&'p str>,
+    list_types: ListTypes<'_>,
+) {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return;
@@ -78,7 +90,9 @@ fn strategic_value<'p>(target: &mut Value, patch: &'p Value, names: &mut Vec<&'p
     let target_map = target.as_object_mut().expect("made an object above");
     for (key, value) in patch_map {
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(items)), Value::Array(remove)) = (target_map.get_mut(field), value) {
+            if let (Some(Value::Array(items)), Value::Array(remove)) =
+                (target_map.get_mut(field), value)
+            {
                 items.retain(|item| !remove.contains(item));
             }
             continue;
@@ -92,8 +106,12 @@ fn strategic_value<'p>(target: &mut Value, patch: &'p Value, names: &mut Vec<&'p
         }
         names.push(key.as_str());
         match (target_map.get_mut(key), value) {
-            (Some(existing @ Value::Object(_)), Value::Object(_)) => strategic_value(existing, value, names, list_types),
-            (Some(Value::Array(existing)), Value::Array(items)) => strategic_list(existing, items, names, list_types),
+            (Some(existing @ Value::Object(_)), Value::Object(_)) => {
+                strategic_value(existing, value, names, list_types)
+            }
+            (Some(Value::Array(existing)), Value::Array(items)) => {
+                strategic_list(existing, items, names, list_types)
+            }
             _ => {
                 target_map.insert(key.clone(), strip_directives(value));
             }
@@ -105,9 +123,21 @@ fn strategic_value<'p>(target: &mut Value, patch: &'p Value, names: &mut Vec<&'p
     }
 }
 
-fn strategic_list<'p>(target: &mut Vec<Value>, items: &'p [Value], names: &mut Vec<&'p str>, list_types: ListTypes<'_>) {
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *target = items.iter().filter(|i| i.get("$patch").is_none()).map(strip_directives).collect();
+fn strategic_list<'p>(
+    target: &mut Vec<Value>,
+    items: &'p [Value],
+    names: &mut Vec<&'p str>,
+    list_types: ListTypes<'_>,
+) {
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *target = items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_directives)
+            .collect();
         return;
     }
     match list_types.at(names) {
@@ -116,14 +146,18 @@ fn strategic_list<'p>(target: &mut Vec<Value>, items: &'p [Value], names: &mut V
                 let Some(key) = element_key(item, &keys) else {
                     continue;
                 };
-                let position = target.iter().position(|t| element_key(t, &keys).as_deref() == Some(key.as_str()));
+                let position = target
+                    .iter()
+                    .position(|t| element_key(t, &keys).as_deref() == Some(key.as_str()));
                 let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
                 match (position, delete) {
                     (Some(index), true) => {
                         target.remove(index);
                     }
                     (None, true) => {}
-                    (Some(index), false) => strategic_value(&mut target[index], item, names, list_types),
+                    (Some(index), false) => {
+                        strategic_value(&mut target[index], item, names, list_types)
+                    }
                     (None, false) => target.push(strip_directives(item)),
                 }
             }
@@ -160,8 +194,14 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(PatchType::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchType::Merge));
-        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml"), Some(PatchType::Apply));
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchType::Merge)
+        );
+        assert_eq!(
+            PatchType::from_content_type("application/apply-patch+yaml"),
+            Some(PatchType::Apply)
+        );
         assert_eq!(PatchType::from_content_type("application/json"), None);
     }
 
@@ -175,11 +215,22 @@ mod tests {
     #[test]
     fn json_patch_and_its_errors() {
         let mut target = json!({"metadata": {"labels": {"a": "1"}}});
-        json(&mut target, &json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}])).unwrap();
+        json(
+            &mut target,
+            &json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]),
+        )
+        .unwrap();
         assert_eq!(target["metadata"]["labels"]["b"], "2");
-        let error = json(&mut target, &json!([{"op": "test", "path": "/metadata/labels/a", "value": "9"}])).unwrap_err();
+        let error = json(
+            &mut target,
+            &json!([{"op": "test", "path": "/metadata/labels/a", "value": "9"}]),
+        )
+        .unwrap_err();
         assert_eq!(error.code, 422);
-        assert_eq!(json(&mut target, &json!({"op": "add"})).unwrap_err().code, 400);
+        assert_eq!(
+            json(&mut target, &json!({"op": "add"})).unwrap_err().code,
+            400
+        );
     }
 
     #[test]
@@ -211,15 +262,27 @@ mod tests {
             "spec": {"holderIdentity": null}
         });
         strategic(&mut target, &patch, ListTypes::new(None));
-        assert_eq!(target, json!({"metadata": {"finalizers": ["b"]}, "spec": {"renewTime": "t"}}));
+        assert_eq!(
+            target,
+            json!({"metadata": {"finalizers": ["b"]}, "spec": {"renewTime": "t"}})
+        );
     }
 
     #[test]
     fn strategic_retain_keys_and_replace() {
-        let mut target = json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
-        strategic(&mut target, &json!({"strategy": {"$retainKeys": ["type"], "type": "OnDelete"}}), ListTypes::new(None));
+        let mut target =
+            json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
+        strategic(
+            &mut target,
+            &json!({"strategy": {"$retainKeys": ["type"], "type": "OnDelete"}}),
+            ListTypes::new(None),
+        );
         assert_eq!(target, json!({"strategy": {"type": "OnDelete"}}));
-        strategic(&mut target, &json!({"strategy": {"$patch": "replace", "type": "X"}}), ListTypes::new(None));
+        strategic(
+            &mut target,
+            &json!({"strategy": {"$patch": "replace", "type": "X"}}),
+            ListTypes::new(None),
+        );
         assert_eq!(target, json!({"strategy": {"type": "X"}}));
     }
 }

@@ -58,7 +58,11 @@ const OBJECT_META: &[Field] = &[
     f(10, "deletionGracePeriodSeconds", Kind::Int),
     f(11, "labels", Kind::MapString),
     f(12, "annotations", Kind::MapString),
-    f(13, "ownerReferences", Kind::RepeatedMessage(OWNER_REFERENCE)),
+    f(
+        13,
+        "ownerReferences",
+        Kind::RepeatedMessage(OWNER_REFERENCE),
+    ),
     f(14, "finalizers", Kind::RepeatedString),
 ];
 
@@ -79,13 +83,24 @@ const CONFIG_MAP: &[Field] = &[
 
 const NAMESPACE: &[Field] = &[
     f(1, "metadata", Kind::Message(OBJECT_META)),
-    f(2, "spec", Kind::Message(&[f(1, "finalizers", Kind::RepeatedString)])),
+    f(
+        2,
+        "spec",
+        Kind::Message(&[f(1, "finalizers", Kind::RepeatedString)]),
+    ),
     f(3, "status", Kind::Message(&[f(1, "phase", Kind::String)])),
 ];
 
 const DELETE_OPTIONS: &[Field] = &[
     f(1, "gracePeriodSeconds", Kind::Int),
-    f(2, "preconditions", Kind::Message(&[f(1, "uid", Kind::String), f(2, "resourceVersion", Kind::String)])),
+    f(
+        2,
+        "preconditions",
+        Kind::Message(&[
+            f(1, "uid", Kind::String),
+            f(2, "resourceVersion", Kind::String),
+        ]),
+    ),
     f(3, "orphanDependents", Kind::Bool),
     f(4, "propagationPolicy", Kind::String),
     f(5, "dryRun", Kind::RepeatedString),
@@ -107,11 +122,27 @@ pub fn is_protobuf(content_type: &str) -> bool {
 
 /// Decodes a protobuf request body (the `k8s\0` envelope) into the JSON object it encodes.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
-    let unsupported = |why: String| ApiError::new(StatusReason::UnsupportedMediaType, format!("{why}; send the body as application/json"));
-    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| unsupported("protobuf body without the k8s envelope".into()))?;
-    let unknown = message(envelope, UNKNOWN).map_err(|e| unsupported(format!("unreadable protobuf envelope: {e}")))?;
-    let api_version = unknown.pointer("/typeMeta/apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind = unknown.pointer("/typeMeta/kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let unsupported = |why: String| {
+        ApiError::new(
+            StatusReason::UnsupportedMediaType,
+            format!("{why}; send the body as application/json"),
+        )
+    };
+    let envelope = body
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| unsupported("protobuf body without the k8s envelope".into()))?;
+    let unknown = message(envelope, UNKNOWN)
+        .map_err(|e| unsupported(format!("unreadable protobuf envelope: {e}")))?;
+    let api_version = unknown
+        .pointer("/typeMeta/apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = unknown
+        .pointer("/typeMeta/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let raw = unknown
         .get("raw")
         .and_then(Value::as_str)
@@ -128,7 +159,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             )));
         }
     };
-    let mut object = message(&raw, schema).map_err(|e| unsupported(format!("unreadable protobuf {kind}: {e}")))?;
+    let mut object = message(&raw, schema)
+        .map_err(|e| unsupported(format!("unreadable protobuf {kind}: {e}")))?;
     object["apiVersion"] = json!(api_version);
     object["kind"] = json!(kind);
     Ok(object)
@@ -149,7 +181,10 @@ fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
 
 fn length_delimited<'a>(bytes: &'a [u8], at: &mut usize) -> Result<&'a [u8], String> {
     let length = usize::try_from(varint(bytes, at)?).map_err(|_| "length too large")?;
-    let end = at.checked_add(length).filter(|end| *end <= bytes.len()).ok_or("truncated field")?;
+    let end = at
+        .checked_add(length)
+        .filter(|end| *end <= bytes.len())
+        .ok_or("truncated field")?;
     let slice = &bytes[*at..end];
     *at = end;
     Ok(slice)
@@ -202,33 +237,53 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Value, String> {
                 object.insert(name, json!(text(b)?));
             }
             (Kind::Bytes, _, Some(b)) => {
-                object.insert(name, json!(base64::engine::general_purpose::STANDARD.encode(b)));
+                object.insert(
+                    name,
+                    json!(base64::engine::general_purpose::STANDARD.encode(b)),
+                );
             }
             (Kind::Time, _, Some(b)) => {
                 let time = message(b, &[f(1, "seconds", Kind::Int)])?;
                 let seconds = time.get("seconds").and_then(Value::as_i64).unwrap_or(0);
                 let stamp = jiff::Timestamp::from_second(seconds).map_err(|e| e.to_string())?;
-                object.insert(name, json!(stamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                object.insert(
+                    name,
+                    json!(stamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
             }
             (Kind::Message(inner), _, Some(b)) => {
                 object.insert(name, message(b, inner)?);
             }
             (Kind::RepeatedString, _, Some(b)) => {
                 let list = object.entry(name).or_insert_with(|| json!([]));
-                list.as_array_mut().ok_or("repeated field clash")?.push(json!(text(b)?));
+                list.as_array_mut()
+                    .ok_or("repeated field clash")?
+                    .push(json!(text(b)?));
             }
             (Kind::RepeatedMessage(inner), _, Some(b)) => {
                 let item = message(b, inner)?;
                 let list = object.entry(name).or_insert_with(|| json!([]));
-                list.as_array_mut().ok_or("repeated field clash")?.push(item);
+                list.as_array_mut()
+                    .ok_or("repeated field clash")?
+                    .push(item);
             }
             (Kind::MapString | Kind::MapBytes, _, Some(b)) => {
-                let value_kind = if matches!(field.kind, Kind::MapBytes) { Kind::Bytes } else { Kind::String };
+                let value_kind = if matches!(field.kind, Kind::MapBytes) {
+                    Kind::Bytes
+                } else {
+                    Kind::String
+                };
                 let entry = message(b, &[f(1, "key", Kind::String), f(2, "value", value_kind)])?;
-                let key = entry.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+                let key = entry
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let value = entry.get("value").cloned().unwrap_or_else(|| json!(""));
                 let map = object.entry(name).or_insert_with(|| json!({}));
-                map.as_object_mut().ok_or("map field clash")?.insert(key, value);
+                map.as_object_mut()
+                    .ok_or("map field clash")?
+                    .insert(key, value);
             }
             _ => return Err(format!("field {} has an unexpected wire type", field.name)),
         }
@@ -290,7 +345,10 @@ mod tests {
         assert_eq!(decoded["kind"], "Secret");
         assert_eq!(decoded["apiVersion"], "v1");
         assert_eq!(decoded["metadata"]["name"], "sh.helm.release.v1.demo.v1");
-        assert_eq!(decoded["metadata"]["labels"], json!({"owner": "helm", "status": "deployed"}));
+        assert_eq!(
+            decoded["metadata"]["labels"],
+            json!({"owner": "helm", "status": "deployed"})
+        );
         assert_eq!(decoded["data"]["release"], "AQI=");
         assert_eq!(decoded["type"], "helm.sh/release.v1");
     }

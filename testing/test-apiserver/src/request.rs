@@ -29,7 +29,10 @@ pub enum Verb {
 impl Verb {
     /// Whether the verb can change stored state.
     pub fn is_write(self) -> bool {
-        matches!(self, Self::Create | Self::Update | Self::Patch | Self::Delete | Self::DeleteCollection)
+        matches!(
+            self,
+            Self::Create | Self::Update | Self::Patch | Self::Delete | Self::DeleteCollection
+        )
     }
 
     /// The lower-case spelling used in discovery and audit logs.
@@ -162,15 +165,22 @@ impl RequestMatch {
 
     /// Whether a request is selected.
     pub fn matches(&self, info: &RequestInfo) -> bool {
-        let field = |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| have.as_ref() == Some(w));
+        let field = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        };
         (self.verbs.is_empty() || info.verb.is_some_and(|v| self.verbs.contains(&v)))
             && (!self.writes_only || info.verb.is_some_and(Verb::is_write))
             && field(&self.group, &info.group)
             && field(&self.resource, &info.resource)
-            && self.subresource.as_ref().is_none_or(|want| *want == info.subresource)
+            && self
+                .subresource
+                .as_ref()
+                .is_none_or(|want| *want == info.subresource)
             && field(&self.namespace, &info.namespace)
             && field(&self.name, &info.name)
-            && self.patch_type.is_none_or(|want| info.patch_type == Some(want))
+            && self
+                .patch_type
+                .is_none_or(|want| info.patch_type == Some(want))
     }
 }
 
@@ -196,12 +206,34 @@ mod tests {
         let info = apply_on_daemonset();
         assert!(RequestMatch::any().matches(&info));
         assert!(RequestMatch::resource("daemonsets").apply().matches(&info));
-        assert!(RequestMatch::resource("daemonsets").writes().namespace("gpu").name("agent").main_resource().matches(&info));
+        assert!(
+            RequestMatch::resource("daemonsets")
+                .writes()
+                .namespace("gpu")
+                .name("agent")
+                .main_resource()
+                .matches(&info)
+        );
         assert!(!RequestMatch::resource("daemonsets").status().matches(&info));
         assert!(!RequestMatch::resource("pods").matches(&info));
-        assert!(!RequestMatch::any().verb(Verb::Get).verb(Verb::List).matches(&info));
-        assert!(RequestMatch::any().verb(Verb::Get).verb(Verb::Patch).group("apps").matches(&info));
-        assert!(!RequestMatch::any().patch_type(PatchType::Merge).matches(&info));
+        assert!(
+            !RequestMatch::any()
+                .verb(Verb::Get)
+                .verb(Verb::List)
+                .matches(&info)
+        );
+        assert!(
+            RequestMatch::any()
+                .verb(Verb::Get)
+                .verb(Verb::Patch)
+                .group("apps")
+                .matches(&info)
+        );
+        assert!(
+            !RequestMatch::any()
+                .patch_type(PatchType::Merge)
+                .matches(&info)
+        );
         let discovery = RequestInfo::default();
         assert!(!RequestMatch::any().writes().matches(&discovery));
         assert!(RequestMatch::any().matches(&discovery));

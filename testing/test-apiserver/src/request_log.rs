@@ -80,7 +80,11 @@ impl RequestLog {
 
     /// Records from `mark` on that the matcher selects.
     pub fn matching(&self, mark: LogMark, matcher: &RequestMatch) -> Vec<RequestRecord> {
-        self.since(mark).iter().filter(|r| matcher.matches(&r.info)).cloned().collect()
+        self.since(mark)
+            .iter()
+            .filter(|r| matcher.matches(&r.info))
+            .cloned()
+            .collect()
     }
 }
 
@@ -95,7 +99,11 @@ mod tests {
             method: "PATCH".into(),
             path: format!("/apis/apps/v1/namespaces/gpu/{resource}/x"),
             query: String::new(),
-            info: RequestInfo { verb: Some(verb), resource: Some(resource.into()), ..RequestInfo::default() },
+            info: RequestInfo {
+                verb: Some(verb),
+                resource: Some(resource.into()),
+                ..RequestInfo::default()
+            },
             field_manager: None,
             user_agent: "test".into(),
             status: 200,
@@ -114,8 +122,16 @@ mod tests {
         log.push(record(Verb::Patch, "pods"));
         assert_eq!(log.since(mark).len(), 3);
         assert_eq!(log.since(mark)[0].sequence, 1);
-        assert_eq!(log.matching(mark, &RequestMatch::resource("daemonsets").writes()).len(), 1);
-        assert_eq!(log.matching(LogMark(0), &RequestMatch::any().writes()).len(), 3);
+        assert_eq!(
+            log.matching(mark, &RequestMatch::resource("daemonsets").writes())
+                .len(),
+            1
+        );
+        assert_eq!(
+            log.matching(LogMark(0), &RequestMatch::any().writes())
+                .len(),
+            3
+        );
         assert!(log.since(LogMark(99)).is_empty());
     }
 }

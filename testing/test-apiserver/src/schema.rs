@@ -33,7 +33,9 @@ impl<'a> ListTypes<'a> {
         if let Some(schema) = self.schema
             && path.first() != Some(&"metadata")
         {
-            return schema_at(schema, path).map(list_kind_of_schema).unwrap_or(ListKind::Atomic);
+            return schema_at(schema, path)
+                .map(list_kind_of_schema)
+                .unwrap_or(ListKind::Atomic);
         }
         builtin_list_kind(path)
     }
@@ -48,7 +50,9 @@ fn schema_at<'s>(schema: &'s Value, path: &[&str]) -> Option<&'s Value> {
         }
         current = match current.get("properties").and_then(|p| p.get(*field)) {
             Some(s) => s,
-            None => current.get("additionalProperties").filter(|a| a.is_object())?,
+            None => current
+                .get("additionalProperties")
+                .filter(|a| a.is_object())?,
         };
     }
     Some(current)
@@ -60,7 +64,11 @@ fn list_kind_of_schema(schema: &Value) -> ListKind {
             schema
                 .get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|keys| keys.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
         ),
         Some("set") => ListKind::Set,
@@ -75,7 +83,10 @@ fn builtin_list_kind(path: &[&str]) -> ListKind {
         ["metadata", "ownerReferences"] => keys(&["uid"]),
         ["spec", "ports"] => keys(&["port", "protocol"]),
         [.., "containers" | "initContainers" | "ephemeralContainers"] => keys(&["name"]),
-        [.., "env" | "volumes" | "imagePullSecrets" | "resourceClaims" | "claims"] => keys(&["name"]),
+        [
+            ..,
+            "env" | "volumes" | "imagePullSecrets" | "resourceClaims" | "claims",
+        ] => keys(&["name"]),
         [.., "ports"] => keys(&["containerPort", "protocol"]),
         [.., "volumeMounts"] => keys(&["mountPath"]),
         [.., "volumeDevices"] => keys(&["devicePath"]),
@@ -89,9 +100,15 @@ fn builtin_list_kind(path: &[&str]) -> ListKind {
 /// The key of a list-map element: the key fields it has, as canonical JSON (`{"name":"a"}`).
 pub fn element_key(element: &Value, keys: &[String]) -> Option<String> {
     let object = element.as_object()?;
-    let key: Map<String, Value> =
-        keys.iter().filter_map(|k| object.get(k).map(|v| (k.clone(), v.clone()))).collect();
-    if key.is_empty() { None } else { Some(Value::Object(key).to_string()) }
+    let key: Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| object.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    if key.is_empty() {
+        None
+    } else {
+        Some(Value::Object(key).to_string())
+    }
 }
 
 /// Fields removed by pruning, as dotted paths.
@@ -116,14 +133,19 @@ fn walk(value: &mut Value, schema: &Value, path: &str, pruned: &mut Pruned, root
             keys.sort();
             for key in keys {
                 let child_path = format!("{path}.{key}");
-                let child_schema = properties.and_then(|p| p.get(&key)).or(additional.filter(|a| a.is_object()));
+                let child_schema = properties
+                    .and_then(|p| p.get(&key))
+                    .or(additional.filter(|a| a.is_object()));
                 let keep_unknown = preserve
                     || additional == Some(&Value::Bool(true))
-                    || ((root || embedded) && matches!(key.as_str(), "apiVersion" | "kind" | "metadata"));
+                    || ((root || embedded)
+                        && matches!(key.as_str(), "apiVersion" | "kind" | "metadata"));
                 match child_schema {
                     Some(child_schema) => {
                         let child = map.get_mut(&key).expect("key comes from the map");
-                        if child.is_null() && child_schema.get("nullable") != Some(&Value::Bool(true)) {
+                        if child.is_null()
+                            && child_schema.get("nullable") != Some(&Value::Bool(true))
+                        {
                             map.remove(&key);
                             continue;
                         }
@@ -142,7 +164,13 @@ fn walk(value: &mut Value, schema: &Value, path: &str, pruned: &mut Pruned, root
                         && !map.contains_key(key)
                     {
                         let mut default = default.clone();
-                        walk(&mut default, property, &format!("{path}.{key}"), pruned, false);
+                        walk(
+                            &mut default,
+                            property,
+                            &format!("{path}.{key}"),
+                            pruned,
+                            false,
+                        );
                         map.insert(key.clone(), default);
                     }
                 }
@@ -151,7 +179,13 @@ fn walk(value: &mut Value, schema: &Value, path: &str, pruned: &mut Pruned, root
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter_mut().enumerate() {
-                    walk(item, item_schema, &format!("{path}[{index}]"), pruned, false);
+                    walk(
+                        item,
+                        item_schema,
+                        &format!("{path}[{index}]"),
+                        pruned,
+                        false,
+                    );
                 }
             }
         }
@@ -210,7 +244,15 @@ mod tests {
             "junk": true
         });
         let pruned = prune_and_default(&mut object, &schema());
-        assert_eq!(pruned, [".junk", ".spec.tolerations[0].effect", ".spec.unknown", ".status.observedGeneration"]);
+        assert_eq!(
+            pruned,
+            [
+                ".junk",
+                ".spec.tolerations[0].effect",
+                ".spec.unknown",
+                ".status.observedGeneration"
+            ]
+        );
         assert_eq!(object["spec"]["mode"], "Auto");
         assert_eq!(object["spec"]["nodeSelector"]["gpu"], "true");
         assert_eq!(object["spec"]["extra"]["anything"]["goes"], 1);
@@ -223,7 +265,10 @@ mod tests {
     fn list_kinds_come_from_the_crd_schema() {
         let schema = schema();
         let types = ListTypes::new(Some(&schema));
-        assert_eq!(types.at(&["status", "conditions"]), ListKind::Map(vec!["type".into()]));
+        assert_eq!(
+            types.at(&["status", "conditions"]),
+            ListKind::Map(vec!["type".into()])
+        );
         assert_eq!(types.at(&["status", "tags"]), ListKind::Set);
         assert_eq!(types.at(&["spec", "tolerations"]), ListKind::Atomic);
         assert_eq!(types.at(&["metadata", "finalizers"]), ListKind::Set);
@@ -238,15 +283,25 @@ mod tests {
             types.at(&["spec", "template", "spec", "containers", "ports"]),
             ListKind::Map(vec!["containerPort".into(), "protocol".into()])
         );
-        assert_eq!(types.at(&["spec", "template", "spec", "tolerations"]), ListKind::Atomic);
-        assert_eq!(types.at(&["metadata", "ownerReferences"]), ListKind::Map(vec!["uid".into()]));
+        assert_eq!(
+            types.at(&["spec", "template", "spec", "tolerations"]),
+            ListKind::Atomic
+        );
+        assert_eq!(
+            types.at(&["metadata", "ownerReferences"]),
+            ListKind::Map(vec!["uid".into()])
+        );
     }
 
     #[test]
     fn element_keys_are_canonical_json() {
         let keys = vec!["containerPort".to_string(), "protocol".to_string()];
         assert_eq!(
-            element_key(&json!({"protocol": "TCP", "containerPort": 80, "name": "http"}), &keys).as_deref(),
+            element_key(
+                &json!({"protocol": "TCP", "containerPort": 80, "name": "http"}),
+                &keys
+            )
+            .as_deref(),
             Some(r#"{"containerPort":80,"protocol":"TCP"}"#)
         );
         assert_eq!(element_key(&json!({"name": "x"}), &keys), None);

@@ -41,19 +41,25 @@ impl LabelSelector {
     /// Whether an object with these labels is selected.
     pub fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
         let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-        self.requirements.iter().all(|requirement| match requirement {
-            LabelRequirement::Equals(k, v) => get(k) == Some(v.as_str()),
-            LabelRequirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
-            LabelRequirement::In(k, set) => get(k).is_some_and(|value| set.contains(value)),
-            LabelRequirement::NotIn(k, set) => get(k).is_none_or(|value| !set.contains(value)),
-            LabelRequirement::Exists(k) => get(k).is_some(),
-            LabelRequirement::DoesNotExist(k) => get(k).is_none(),
-        })
+        self.requirements
+            .iter()
+            .all(|requirement| match requirement {
+                LabelRequirement::Equals(k, v) => get(k) == Some(v.as_str()),
+                LabelRequirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
+                LabelRequirement::In(k, set) => get(k).is_some_and(|value| set.contains(value)),
+                LabelRequirement::NotIn(k, set) => get(k).is_none_or(|value| !set.contains(value)),
+                LabelRequirement::Exists(k) => get(k).is_some(),
+                LabelRequirement::DoesNotExist(k) => get(k).is_none(),
+            })
     }
 
     /// Whether the object's `metadata.labels` are selected.
     pub fn matches_object(&self, object: &Value) -> bool {
-        self.matches(object.pointer("/metadata/labels").and_then(Value::as_object))
+        self.matches(
+            object
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object),
+        )
     }
 }
 
@@ -78,7 +84,9 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn parse_label_requirement(part: &str) -> Result<LabelRequirement, ApiError> {
-    let invalid = |why: &str| ApiError::bad_request(format!("unable to parse requirement: {why}: \"{part}\""));
+    let invalid = |why: &str| {
+        ApiError::bad_request(format!("unable to parse requirement: {why}: \"{part}\""))
+    };
     if let Some(key) = part.strip_prefix('!') {
         return Ok(LabelRequirement::DoesNotExist(valid_key(key.trim(), part)?));
     }
@@ -90,7 +98,11 @@ fn parse_label_requirement(part: &str) -> Result<LabelRequirement, ApiError> {
                 .strip_prefix('(')
                 .and_then(|s| s.strip_suffix(')'))
                 .ok_or_else(|| invalid("expected a parenthesised set of values"))?;
-            let values = inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+            let values = inner
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
             return Ok(if negated {
                 LabelRequirement::NotIn(key, values)
             } else {
@@ -99,17 +111,25 @@ fn parse_label_requirement(part: &str) -> Result<LabelRequirement, ApiError> {
         }
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(LabelRequirement::NotEquals(valid_key(key.trim(), part)?, value.trim().to_string()));
+        return Ok(LabelRequirement::NotEquals(
+            valid_key(key.trim(), part)?,
+            value.trim().to_string(),
+        ));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(LabelRequirement::Equals(valid_key(key.trim(), part)?, value.trim().to_string()));
+        return Ok(LabelRequirement::Equals(
+            valid_key(key.trim(), part)?,
+            value.trim().to_string(),
+        ));
     }
     Ok(LabelRequirement::Exists(valid_key(part, part)?))
 }
 
 fn valid_key(key: &str, part: &str) -> Result<String, ApiError> {
     let ok = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(key.to_string())
     } else {
@@ -152,9 +172,15 @@ impl FieldSelector {
             };
             let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
             if path.iter().any(String::is_empty) {
-                return Err(ApiError::bad_request(format!("invalid field selector path in '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid field selector path in '{part}'"
+                )));
             }
-            requirements.push(FieldRequirement { path, value: unescape(value.trim()), negated });
+            requirements.push(FieldRequirement {
+                path,
+                value: unescape(value.trim()),
+                negated,
+            });
         }
         Ok(Self { requirements })
     }
@@ -195,7 +221,10 @@ fn split_unescaped_commas(text: &str) -> Vec<String> {
                 }
             }
             ',' => parts.push(String::new()),
-            c => parts.last_mut().expect("parts always has an element").push(c),
+            c => parts
+                .last_mut()
+                .expect("parts always has an element")
+                .push(c),
         }
     }
     parts
@@ -223,7 +252,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> serde_json::Map<String, Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect()
     }
 
     #[test]
@@ -259,7 +291,11 @@ mod tests {
     #[test]
     fn objects_without_labels() {
         let object = json!({"metadata": {"name": "x"}});
-        assert!(LabelSelector::parse("!app").unwrap().matches_object(&object));
+        assert!(
+            LabelSelector::parse("!app")
+                .unwrap()
+                .matches_object(&object)
+        );
         assert!(!LabelSelector::parse("app").unwrap().matches_object(&object));
     }
 
@@ -290,14 +326,22 @@ mod tests {
             ("status.phase!=", false),
         ];
         for (selector, expected) in cases {
-            assert_eq!(FieldSelector::parse(selector).unwrap().matches(&pod), expected, "{selector}");
+            assert_eq!(
+                FieldSelector::parse(selector).unwrap().matches(&pod),
+                expected,
+                "{selector}"
+            );
         }
     }
 
     #[test]
     fn field_selector_escapes() {
         let object = json!({"reason": "a,b"});
-        assert!(FieldSelector::parse(r"reason=a\,b").unwrap().matches(&object));
+        assert!(
+            FieldSelector::parse(r"reason=a\,b")
+                .unwrap()
+                .matches(&object)
+        );
         assert!(FieldSelector::parse("reason").is_err());
     }
 }

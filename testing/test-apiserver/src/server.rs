@@ -59,15 +59,39 @@ impl TestApiServer {
 
     /// Starts a server from synchronous code.
     pub fn start_blocking(config: Config) -> Result<Self, Error> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port)).map_err(|source| Error::Bind { port: config.port, source })?;
-        listener.set_nonblocking(true).map_err(|source| Error::Bind { port: config.port, source })?;
-        let address = listener.local_addr().map_err(|source| Error::Bind { port: config.port, source })?;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", config.port)).map_err(|source| {
+                Error::Bind {
+                    port: config.port,
+                    source,
+                }
+            })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| Error::Bind {
+                port: config.port,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| Error::Bind {
+            port: config.port,
+            source,
+        })?;
         let url = format!("http://{address}");
 
-        let settings = Settings { admin_access: config.admin_access, garbage_collection: config.garbage_collection };
-        let mut state = State::new(Catalog::new(&config.dra_versions), settings, config.watch_history);
+        let settings = Settings {
+            admin_access: config.admin_access,
+            garbage_collection: config.garbage_collection,
+        };
+        let mut state = State::new(
+            Catalog::new(&config.dra_versions),
+            settings,
+            config.watch_history,
+        );
         for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            create_direct(&mut state, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))?;
+            create_direct(
+                &mut state,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )?;
         }
         for object in &config.objects {
             create_direct(&mut state, object.clone())?;
@@ -85,14 +109,24 @@ impl TestApiServer {
         let (kubeconfig_path, temp_dir) = match &config.kubeconfig_path {
             Some(path) => (path.clone(), None),
             None => {
-                let dir = std::env::temp_dir().join(format!("test-apiserver-{}-{}", std::process::id(), address.port()));
-                std::fs::create_dir_all(&dir).map_err(|source| Error::Kubeconfig { path: dir.clone(), source })?;
+                let dir = std::env::temp_dir().join(format!(
+                    "test-apiserver-{}-{}",
+                    std::process::id(),
+                    address.port()
+                ));
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Kubeconfig {
+                    path: dir.clone(),
+                    source,
+                })?;
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
         kubeconfig::write(&kubeconfig_path, &url)?;
 
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
@@ -101,13 +135,22 @@ impl TestApiServer {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => crate::http::serve(listener, serving, shutdown_rx).await,
-                        Err(error) => tracing::error!(%error, "test API server cannot use its listener"),
+                        Err(error) => {
+                            tracing::error!(%error, "test API server cannot use its listener")
+                        }
                     }
                 });
             })
             .map_err(Error::Runtime)?;
         tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "test API server started");
-        Ok(Self { shared, url, kubeconfig_path, temp_dir, shutdown: Some(shutdown), thread: Some(thread) })
+        Ok(Self {
+            shared,
+            url,
+            kubeconfig_path,
+            temp_dir,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -127,8 +170,17 @@ impl TestApiServer {
 
     /// A kube-rs client for this server (default namespace `default`).
     pub fn client(&self) -> Result<kube::Client, Error> {
-        let uri = self.url.parse().map_err(|_| Error::Api(crate::error::ApiError::internal(format!("unparsable URL {}", self.url))))?;
-        kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Api(crate::error::ApiError::internal(format!("cannot build a kube client: {e}"))))
+        let uri = self.url.parse().map_err(|_| {
+            Error::Api(crate::error::ApiError::internal(format!(
+                "unparsable URL {}",
+                self.url
+            )))
+        })?;
+        kube::Client::try_from(kube::Config::new(uri)).map_err(|e| {
+            Error::Api(crate::error::ApiError::internal(format!(
+                "cannot build a kube client: {e}"
+            )))
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -166,14 +218,27 @@ impl TestApiServer {
     }
 
     /// One object as served at `api_version`, if it exists.
-    pub fn get_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let state = self.state();
-        let target = state.target_for_kind(api_version, kind, namespace, Some(name)).ok()?;
+        let target = state
+            .target_for_kind(api_version, kind, namespace, Some(name))
+            .ok()?;
         state.get(&target).ok()
     }
 
     /// Objects of a kind (in one namespace, or all), ordered by namespace and name.
-    pub fn list_objects(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+    pub fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
         let state = self.state();
         let Ok(mut target) = state.target_for_kind(api_version, kind, namespace, None) else {
             return Vec::new();
@@ -201,7 +266,13 @@ impl TestApiServer {
 
     /// Deletes an object like `kubectl delete` (background propagation: dependents are garbage collected;
     /// finalizers keep it terminating until removed).
-    pub fn delete_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Result<(), Error> {
+    pub fn delete_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), Error> {
         let mut state = self.state();
         let target = state.target_for_kind(api_version, kind, namespace, Some(name))?;
         state.delete(&target, &DeleteOptions::default())?;
@@ -226,7 +297,8 @@ impl TestApiServer {
     where
         K: kube::Resource<DynamicType = ()> + DeserializeOwned,
     {
-        self.get_object(&K::api_version(&()), &K::kind(&()), namespace, name).and_then(|v| from_json(v).ok())
+        self.get_object(&K::api_version(&()), &K::kind(&()), namespace, name)
+            .and_then(|v| from_json(v).ok())
     }
 
     /// [`list_objects`](Self::list_objects) for a typed object.
@@ -234,18 +306,30 @@ impl TestApiServer {
     where
         K: kube::Resource<DynamicType = ()> + DeserializeOwned,
     {
-        self.list_objects(&K::api_version(&()), &K::kind(&()), namespace).into_iter().filter_map(|v| from_json(v).ok()).collect()
+        self.list_objects(&K::api_version(&()), &K::kind(&()), namespace)
+            .into_iter()
+            .filter_map(|v| from_json(v).ok())
+            .collect()
     }
 
     /// [`modify_object`](Self::modify_object) for a typed object (e.g. set a DaemonSet's status as its
     /// controller would).
-    pub fn modify<K>(&self, namespace: Option<&str>, name: &str, change: impl FnOnce(&mut K)) -> Result<K, Error>
+    pub fn modify<K>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut K),
+    ) -> Result<K, Error>
     where
         K: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned,
     {
         let mut failure = None;
-        let stored = self.modify_object(&K::api_version(&()), &K::kind(&()), namespace, name, |value| {
-            match from_json::<K>(value.clone()) {
+        let stored = self.modify_object(
+            &K::api_version(&()),
+            &K::kind(&()),
+            namespace,
+            name,
+            |value| match from_json::<K>(value.clone()) {
                 Ok(mut typed) => {
                     change(&mut typed);
                     match to_json(&typed) {
@@ -258,8 +342,8 @@ impl TestApiServer {
                     }
                 }
                 Err(e) => failure = Some(e),
-            }
-        });
+            },
+        );
         if let Some(error) = failure {
             return Err(error);
         }
@@ -283,7 +367,12 @@ impl TestApiServer {
 
     /// Waits until `probe` returns `Some`, re-checking on every stored change (and every 50 ms for
     /// probes that look at the request log). `what` names the condition in the timeout error.
-    pub async fn wait_for<T>(&self, what: &str, timeout: Duration, mut probe: impl FnMut(&Self) -> Option<T>) -> Result<T, Error> {
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T, Error> {
         let deadline = Instant::now() + timeout;
         let mut revisions = self.state().store.revisions();
         loop {
@@ -292,21 +381,36 @@ impl TestApiServer {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout { what: what.to_string(), timeout });
+                return Err(Error::Timeout {
+                    what: what.to_string(),
+                    timeout,
+                });
             }
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(50)), revisions.changed()).await;
+            let _ = tokio::time::timeout(
+                (deadline - now).min(Duration::from_millis(50)),
+                revisions.changed(),
+            )
+            .await;
         }
     }
 
     /// [`wait_for`](Self::wait_for) from synchronous code (polls every 20 ms).
-    pub fn wait_for_blocking<T>(&self, what: &str, timeout: Duration, mut probe: impl FnMut(&Self) -> Option<T>) -> Result<T, Error> {
+    pub fn wait_for_blocking<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(found) = probe(self) {
                 return Ok(found);
             }
             if Instant::now() >= deadline {
-                return Err(Error::Timeout { what: what.to_string(), timeout });
+                return Err(Error::Timeout {
+                    what: what.to_string(),
+                    timeout,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -316,7 +420,11 @@ impl TestApiServer {
 
     /// Adds a fault (see [`Fault`]); faults apply in injection order until used up or cleared.
     pub fn inject(&self, fault: Fault) {
-        self.shared.faults.lock().expect("faults lock").inject(fault);
+        self.shared
+            .faults
+            .lock()
+            .expect("faults lock")
+            .inject(fault);
     }
 
     /// Removes every injected fault.
@@ -327,12 +435,20 @@ impl TestApiServer {
     /// Ends the open watch streams the matcher selects (`RequestMatch::any()`: all); returns how many.
     /// Clients see the stream end cleanly, as when an API server restarts.
     pub fn close_watches(&self, matcher: &RequestMatch) -> usize {
-        self.shared.watches.lock().expect("watches lock").close(matcher)
+        self.shared
+            .watches
+            .lock()
+            .expect("watches lock")
+            .close(matcher)
     }
 
     /// How many watch streams the matcher selects are open.
     pub fn open_watches(&self, matcher: &RequestMatch) -> usize {
-        self.shared.watches.lock().expect("watches lock").count(matcher)
+        self.shared
+            .watches
+            .lock()
+            .expect("watches lock")
+            .count(matcher)
     }
 
     /// Forgets the change history: watches resuming from an earlier resourceVersion get 410 Gone and
@@ -355,12 +471,21 @@ impl TestApiServer {
 
     /// Requests answered since `mark`.
     pub fn requests_since(&self, mark: LogMark) -> Vec<RequestRecord> {
-        self.shared.log.lock().expect("log lock").since(mark).to_vec()
+        self.shared
+            .log
+            .lock()
+            .expect("log lock")
+            .since(mark)
+            .to_vec()
     }
 
     /// Requests since `mark` that the matcher selects.
     pub fn matching_requests(&self, mark: LogMark, matcher: &RequestMatch) -> Vec<RequestRecord> {
-        self.shared.log.lock().expect("log lock").matching(mark, matcher)
+        self.shared
+            .log
+            .lock()
+            .expect("log lock")
+            .matching(mark, matcher)
     }
 
     /// How many requests since `mark` the matcher selects (e.g. `RequestMatch::resource("daemonsets").writes()`).
@@ -370,7 +495,10 @@ impl TestApiServer {
 
     /// How many requests since `mark` the matcher selects that changed stored state (no-op applies excluded).
     pub fn count_changes(&self, mark: LogMark, matcher: &RequestMatch) -> usize {
-        self.matching_requests(mark, matcher).iter().filter(|r| r.changed).count()
+        self.matching_requests(mark, matcher)
+            .iter()
+            .filter(|r| r.changed)
+            .count()
     }
 }
 
@@ -389,21 +517,43 @@ impl Drop for TestApiServer {
 }
 
 fn direct_options() -> WriteOptions {
-    WriteOptions { field_manager: Some(DIRECT_MANAGER.into()), default_manager: DIRECT_MANAGER.into(), direct: true, ..WriteOptions::default() }
+    WriteOptions {
+        field_manager: Some(DIRECT_MANAGER.into()),
+        default_manager: DIRECT_MANAGER.into(),
+        direct: true,
+        ..WriteOptions::default()
+    }
 }
 
 fn create_direct(state: &mut State, object: Value) -> Result<Value, Error> {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(String::from);
     let target: Target = state.target_for_kind(&api_version, &kind, namespace.as_deref(), None)?;
     Ok(state.create(&target, object, &direct_options())?.object)
 }
 
 fn to_json<K: Serialize>(object: &K) -> Result<Value, Error> {
-    serde_json::to_value(object).map_err(|source| Error::Json { what: std::any::type_name::<K>().to_string(), source })
+    serde_json::to_value(object).map_err(|source| Error::Json {
+        what: std::any::type_name::<K>().to_string(),
+        source,
+    })
 }
 
 fn from_json<K: DeserializeOwned>(value: Value) -> Result<K, Error> {
-    serde_json::from_value(value).map_err(|source| Error::Json { what: std::any::type_name::<K>().to_string(), source })
+    serde_json::from_value(value).map_err(|source| Error::Json {
+        what: std::any::type_name::<K>().to_string(),
+        source,
+    })
 }

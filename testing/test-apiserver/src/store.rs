@@ -58,7 +58,13 @@ pub type ObjectKey = (String, String);
 
 /// The key of a stored object.
 pub fn object_key(object: &Value) -> ObjectKey {
-    let get = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let get = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (get("/metadata/namespace"), get("/metadata/name"))
 }
 
@@ -97,11 +103,17 @@ impl Store {
 
     /// One object.
     pub fn get(&self, store: &StoreKey, namespace: &str, name: &str) -> Option<&Value> {
-        self.collections.get(store)?.get(&(namespace.to_string(), name.to_string()))
+        self.collections
+            .get(store)?
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     /// Objects of a store, optionally in one namespace, ordered by namespace and name.
-    pub fn list<'a>(&'a self, store: &StoreKey, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        store: &StoreKey,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.collections
             .get(store)
             .into_iter()
@@ -112,7 +124,9 @@ impl Store {
 
     /// Every stored object with its store.
     pub fn all(&self) -> impl Iterator<Item = (&StoreKey, &Value)> {
-        self.collections.iter().flat_map(|(key, objects)| objects.values().map(move |o| (key, o)))
+        self.collections
+            .iter()
+            .flat_map(|(key, objects)| objects.values().map(move |o| (key, o)))
     }
 
     /// Stores a new object (the caller checked it does not exist); returns it with its resourceVersion.
@@ -122,21 +136,37 @@ impl Store {
 
     /// Replaces an existing object; returns it with its new resourceVersion.
     pub fn replace(&mut self, store: &StoreKey, object: Value) -> Value {
-        let old = self.collections.get(store).and_then(|c| c.get(&object_key(&object))).cloned();
+        let old = self
+            .collections
+            .get(store)
+            .and_then(|c| c.get(&object_key(&object)))
+            .cloned();
         self.commit(store, ChangeKind::Modified, object, old)
     }
 
     /// Removes an object; returns its last state with the deletion's resourceVersion.
     pub fn remove(&mut self, store: &StoreKey, namespace: &str, name: &str) -> Option<Value> {
-        let old = self.collections.get_mut(store)?.remove(&(namespace.to_string(), name.to_string()))?;
+        let old = self
+            .collections
+            .get_mut(store)?
+            .remove(&(namespace.to_string(), name.to_string()))?;
         Some(self.commit(store, ChangeKind::Deleted, old.clone(), Some(old)))
     }
 
-    fn commit(&mut self, store: &StoreKey, kind: ChangeKind, mut object: Value, old: Option<Value>) -> Value {
+    fn commit(
+        &mut self,
+        store: &StoreKey,
+        kind: ChangeKind,
+        mut object: Value,
+        old: Option<Value>,
+    ) -> Value {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
         if kind != ChangeKind::Deleted {
-            self.collections.entry(store.clone()).or_default().insert(object_key(&object), object.clone());
+            self.collections
+                .entry(store.clone())
+                .or_default()
+                .insert(object_key(&object), object.clone());
         }
         let change = Arc::new(Change {
             resource_version: self.resource_version,
@@ -170,9 +200,16 @@ impl Store {
     /// Changes after `resource_version`, or `Expired` when they are no longer kept.
     pub fn changes_since(&self, resource_version: u64) -> Result<Vec<Arc<Change>>, Expired> {
         if resource_version < self.oldest_resumable {
-            return Err(Expired { oldest: self.oldest_resumable });
+            return Err(Expired {
+                oldest: self.oldest_resumable,
+            });
         }
-        Ok(self.history.iter().filter(|c| c.resource_version > resource_version).cloned().collect())
+        Ok(self
+            .history
+            .iter()
+            .filter(|c| c.resource_version > resource_version)
+            .cloned()
+            .collect())
     }
 
     /// Forgets the change history: watches resuming from any earlier resourceVersion get 410 Gone.
@@ -187,7 +224,10 @@ mod tests {
     use super::*;
 
     fn key() -> StoreKey {
-        StoreKey { group: String::new(), resource: "pods".into() }
+        StoreKey {
+            group: String::new(),
+            resource: "pods".into(),
+        }
     }
 
     fn pod(name: &str) -> Value {
@@ -207,8 +247,16 @@ mod tests {
             .collect();
         assert_eq!(versions, ["1", "2", "3", "4"]);
         assert_eq!(store.list(&key(), Some("default")).count(), 1);
-        let kinds: Vec<ChangeKind> = store.changes_since(1).unwrap().iter().map(|c| c.kind).collect();
-        assert_eq!(kinds, [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted]);
+        let kinds: Vec<ChangeKind> = store
+            .changes_since(1)
+            .unwrap()
+            .iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted]
+        );
     }
 
     #[test]

@@ -30,7 +30,13 @@ impl IncludeObject {
 }
 
 /// A Table of `objects` (as served) with the list metadata `list_metadata`.
-pub fn table(target: &Target, objects: &[Value], list_metadata: Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
+pub fn table(
+    target: &Target,
+    objects: &[Value],
+    list_metadata: Value,
+    include: IncludeObject,
+    now: jiff::Timestamp,
+) -> Value {
     let columns = columns(target);
     let definitions: Vec<Value> = columns
         .iter()
@@ -67,29 +73,53 @@ pub fn table(target: &Target, objects: &[Value], list_metadata: Value, include: 
 }
 
 fn columns(target: &Target) -> Vec<PrinterColumn> {
-    let column = |name: &str, column_type: &str, format: &str, json_path: &str, description: &str| PrinterColumn {
-        name: name.into(),
-        column_type: column_type.into(),
-        format: format.into(),
-        description: description.into(),
-        priority: 0,
-        json_path: json_path.into(),
-    };
-    let mut columns = vec![column("Name", "string", "name", ".metadata.name", "Name must be unique within a namespace.")];
-    let age = column("Age", "date", "", ".metadata.creationTimestamp", "CreationTimestamp is a timestamp representing the server time when this object was created.");
+    let column =
+        |name: &str, column_type: &str, format: &str, json_path: &str, description: &str| {
+            PrinterColumn {
+                name: name.into(),
+                column_type: column_type.into(),
+                format: format.into(),
+                description: description.into(),
+                priority: 0,
+                json_path: json_path.into(),
+            }
+        };
+    let mut columns = vec![column(
+        "Name",
+        "string",
+        "name",
+        ".metadata.name",
+        "Name must be unique within a namespace.",
+    )];
+    let age = column(
+        "Age",
+        "date",
+        "",
+        ".metadata.creationTimestamp",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
     if !target.version.printer_columns.is_empty() {
         columns.extend(target.version.printer_columns.iter().cloned());
         return columns;
     }
     if target.resource.group.is_empty() && target.resource.kind == "Namespace" {
-        columns.push(column("Status", "string", "", ".status.phase", "The status of the namespace"));
+        columns.push(column(
+            "Status",
+            "string",
+            "",
+            ".status.phase",
+            "The status of the namespace",
+        ));
     }
     columns.push(age);
     columns
 }
 
 fn cell(column: &PrinterColumn, object: &Value, now: jiff::Timestamp) -> Value {
-    let Some(value) = jsonpath::evaluate(&column.json_path, object).into_iter().next() else {
+    let Some(value) = jsonpath::evaluate(&column.json_path, object)
+        .into_iter()
+        .next()
+    else {
         return Value::Null;
     };
     match column.column_type.as_str() {
@@ -149,7 +179,16 @@ mod tests {
 
     #[test]
     fn ages_read_like_kubectl() {
-        let cases = [(5, "5s"), (119, "119s"), (200, "3m20s"), (600, "10m"), (3 * 3600 + 60, "3h1m"), (30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (40 * 86400, "40d")];
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (200, "3m20s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (30 * 3600, "30h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (40 * 86400, "40d"),
+        ];
         for (seconds, expected) in cases {
             assert_eq!(human_duration(seconds), expected, "{seconds}");
         }

@@ -10,7 +10,10 @@ use test_apiserver::{Config, DraVersion, TestApiServer};
 
 /// Command line of the test API server.
 #[derive(Debug, Parser)]
-#[command(version, about = "Stateful Kubernetes API server for tests (plain HTTP on 127.0.0.1)")]
+#[command(
+    version,
+    about = "Stateful Kubernetes API server for tests (plain HTTP on 127.0.0.1)"
+)]
 struct Cli {
     /// Port on 127.0.0.1 (0 = a free one).
     #[arg(long, default_value_t = 0)]
@@ -40,10 +43,12 @@ fn parse_dra(text: &str) -> Result<DraVersion, String> {
 }
 
 fn load_seed(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read seed file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read seed file {}", path.display()))?;
     let mut objects = Vec::new();
     for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(document).with_context(|| format!("{} is not valid YAML", path.display()))?;
+        let value = serde_yaml::Value::deserialize(document)
+            .with_context(|| format!("{} is not valid YAML", path.display()))?;
         let json: serde_json::Value = serde_json::to_value(value)?;
         if !json.is_null() {
             objects.push(json);
@@ -58,7 +63,9 @@ use serde::Deserialize as _;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let cli = Cli::parse();
     let mut config = Config::default()
@@ -70,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
     for path in &cli.seed {
         config = config.objects(load_seed(path)?);
     }
-    let server = TestApiServer::start(config).await.context("cannot start the test API server")?;
+    let server = TestApiServer::start(config)
+        .await
+        .context("cannot start the test API server")?;
     println!("{}", server.url());
     use std::io::Write as _;
     std::io::stdout().flush()?;

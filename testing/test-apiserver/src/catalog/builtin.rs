@@ -42,7 +42,9 @@ impl FromStr for DraVersion {
             "v1beta1" => Ok(Self::V1beta1),
             "v1beta2" => Ok(Self::V1beta2),
             "v1" => Ok(Self::V1),
-            other => Err(format!("unknown resource.k8s.io version {other:?}: expected v1, v1beta2 or v1beta1")),
+            other => Err(format!(
+                "unknown resource.k8s.io version {other:?}: expected v1, v1beta2 or v1beta1"
+            )),
         }
     }
 }
@@ -68,7 +70,16 @@ const fn b(
     short_names: &'static [&'static str],
     status: bool,
 ) -> BuiltIn {
-    BuiltIn { group, version, plural, kind, namespaced, short_names, status, all: false }
+    BuiltIn {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short_names,
+        status,
+        all: false,
+    }
 }
 
 const fn in_all(mut builtin: BuiltIn) -> BuiltIn {
@@ -86,33 +97,193 @@ const BUILTINS: &[BuiltIn] = &[
     b("", "v1", "events", "Event", NS, &["ev"], false),
     b("", "v1", "secrets", "Secret", NS, &[], false),
     b("", "v1", "configmaps", "ConfigMap", NS, &["cm"], false),
-    b("", "v1", "serviceaccounts", "ServiceAccount", NS, &["sa"], false),
+    b(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        NS,
+        &["sa"],
+        false,
+    ),
     in_all(b("", "v1", "services", "Service", NS, &["svc"], true)),
     b("", "v1", "endpoints", "Endpoints", NS, &["ep"], false),
-    b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", NS, &["pvc"], true),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", CLUSTER, &["crd", "crds"], true),
-    in_all(b("apps", "v1", "daemonsets", "DaemonSet", NS, &["ds"], true)),
-    in_all(b("apps", "v1", "deployments", "Deployment", NS, &["deploy"], true)),
-    in_all(b("apps", "v1", "replicasets", "ReplicaSet", NS, &["rs"], true)),
-    in_all(b("apps", "v1", "statefulsets", "StatefulSet", NS, &["sts"], true)),
-    b("apps", "v1", "controllerrevisions", "ControllerRevision", NS, &[], false),
+    b(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        NS,
+        &["pvc"],
+        true,
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        CLUSTER,
+        &["crd", "crds"],
+        true,
+    ),
+    in_all(b(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        NS,
+        &["ds"],
+        true,
+    )),
+    in_all(b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        NS,
+        &["deploy"],
+        true,
+    )),
+    in_all(b(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        NS,
+        &["rs"],
+        true,
+    )),
+    in_all(b(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        NS,
+        &["sts"],
+        true,
+    )),
+    b(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "ControllerRevision",
+        NS,
+        &[],
+        false,
+    ),
     b("events.k8s.io", "v1", "events", "Event", NS, &["ev"], false),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", CLUSTER, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", CLUSTER, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "roles", "Role", NS, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", NS, &[], false),
-    b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", NS, &["pdb"], true),
-    b("coordination.k8s.io", "v1", "leases", "Lease", NS, &[], false),
-    b("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", CLUSTER, &[], false),
-    b("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", CLUSTER, &["pc"], false),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        CLUSTER,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        CLUSTER,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        NS,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        NS,
+        &[],
+        false,
+    ),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        NS,
+        &["pdb"],
+        true,
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        NS,
+        &[],
+        false,
+    ),
+    b(
+        "node.k8s.io",
+        "v1",
+        "runtimeclasses",
+        "RuntimeClass",
+        CLUSTER,
+        &[],
+        false,
+    ),
+    b(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        CLUSTER,
+        &["pc"],
+        false,
+    ),
 ];
 
 /// `resource.k8s.io` resources; served only at the versions a test enables.
 const DRA: &[BuiltIn] = &[
-    b("resource.k8s.io", "", "deviceclasses", "DeviceClass", CLUSTER, &[], false),
-    b("resource.k8s.io", "", "resourceclaims", "ResourceClaim", NS, &[], true),
-    b("resource.k8s.io", "", "resourceclaimtemplates", "ResourceClaimTemplate", NS, &[], false),
-    b("resource.k8s.io", "", "resourceslices", "ResourceSlice", CLUSTER, &[], false),
+    b(
+        "resource.k8s.io",
+        "",
+        "deviceclasses",
+        "DeviceClass",
+        CLUSTER,
+        &[],
+        false,
+    ),
+    b(
+        "resource.k8s.io",
+        "",
+        "resourceclaims",
+        "ResourceClaim",
+        NS,
+        &[],
+        true,
+    ),
+    b(
+        "resource.k8s.io",
+        "",
+        "resourceclaimtemplates",
+        "ResourceClaimTemplate",
+        NS,
+        &[],
+        false,
+    ),
+    b(
+        "resource.k8s.io",
+        "",
+        "resourceslices",
+        "ResourceSlice",
+        CLUSTER,
+        &[],
+        false,
+    ),
 ];
 
 /// The built-in catalog with `resource.k8s.io` served at `dra_versions`.
@@ -121,12 +292,31 @@ pub fn builtin_types(dra_versions: &[DraVersion]) -> Vec<ResourceType> {
         .iter()
         .map(|builtin| {
             let (store, storage_api_version, codec) = if builtin.group == "events.k8s.io" {
-                (StoreKey { group: String::new(), resource: "events".into() }, "v1".to_string(), Codec::EventsV1)
+                (
+                    StoreKey {
+                        group: String::new(),
+                        resource: "events".into(),
+                    },
+                    "v1".to_string(),
+                    Codec::EventsV1,
+                )
             } else {
-                let key = StoreKey { group: builtin.group.into(), resource: builtin.plural.into() };
-                (key, super::api_version(builtin.group, builtin.version), Codec::Identity)
+                let key = StoreKey {
+                    group: builtin.group.into(),
+                    resource: builtin.plural.into(),
+                };
+                (
+                    key,
+                    super::api_version(builtin.group, builtin.version),
+                    Codec::Identity,
+                )
             };
-            resource_type(builtin, store, storage_api_version, vec![served(builtin.version, codec)])
+            resource_type(
+                builtin,
+                store,
+                storage_api_version,
+                vec![served(builtin.version, codec)],
+            )
         })
         .collect();
 
@@ -137,17 +327,39 @@ pub fn builtin_types(dra_versions: &[DraVersion]) -> Vec<ResourceType> {
         for builtin in DRA {
             let served_versions = versions
                 .iter()
-                .map(|v| served(v.as_str(), if *v == DraVersion::V1beta1 { Codec::DraV1beta1 } else { Codec::Identity }))
+                .map(|v| {
+                    served(
+                        v.as_str(),
+                        if *v == DraVersion::V1beta1 {
+                            Codec::DraV1beta1
+                        } else {
+                            Codec::Identity
+                        },
+                    )
+                })
                 .collect();
-            let store = StoreKey { group: builtin.group.into(), resource: builtin.plural.into() };
-            types.push(resource_type(builtin, store, "resource.k8s.io/v1".into(), served_versions));
+            let store = StoreKey {
+                group: builtin.group.into(),
+                resource: builtin.plural.into(),
+            };
+            types.push(resource_type(
+                builtin,
+                store,
+                "resource.k8s.io/v1".into(),
+                served_versions,
+            ));
         }
     }
     types
 }
 
 fn served(version: &str, codec: Codec) -> ServedVersion {
-    ServedVersion { version: version.to_string(), codec, schema: None, printer_columns: Vec::new() }
+    ServedVersion {
+        version: version.to_string(),
+        codec,
+        schema: None,
+        printer_columns: Vec::new(),
+    }
 }
 
 /// Built-in kinds whose strategy maintains `metadata.generation`.
@@ -177,7 +389,11 @@ fn resource_type(
         list_kind: format!("{}List", builtin.kind),
         namespaced: builtin.namespaced,
         short_names: builtin.short_names.iter().map(|s| s.to_string()).collect(),
-        categories: if builtin.all { vec!["all".to_string()] } else { Vec::new() },
+        categories: if builtin.all {
+            vec!["all".to_string()]
+        } else {
+            Vec::new()
+        },
         versions,
         status_subresource: builtin.status,
         tracks_generation: WITH_GENERATION.contains(&builtin.kind),

@@ -108,13 +108,19 @@ impl ResourceType {
 
     /// The preferred served version.
     pub fn preferred(&self) -> &ServedVersion {
-        self.versions.first().expect("a resource type always has a served version")
+        self.versions
+            .first()
+            .expect("a resource type always has a served version")
     }
 }
 
 /// `group/version`, or `version` for the core group.
 pub fn api_version(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 /// Splits an `apiVersion` into group and version.
@@ -141,7 +147,10 @@ pub struct Catalog {
 impl Catalog {
     /// The default built-ins with the given DRA versions served.
     pub fn new(dra_versions: &[DraVersion]) -> Self {
-        Self { builtins: builtin_types(dra_versions), crds: Vec::new() }
+        Self {
+            builtins: builtin_types(dra_versions),
+            crds: Vec::new(),
+        }
     }
 
     /// Re-serves `resource.k8s.io` at these versions (stored DRA objects stay).
@@ -155,14 +164,23 @@ impl Catalog {
     }
 
     /// The resource served at `group/version/plural`.
-    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<(&ResourceType, &ServedVersion)> {
+    pub fn find(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<(&ResourceType, &ServedVersion)> {
         self.types()
             .filter(|t| t.group == group && t.plural == plural)
             .find_map(|t| t.version(version).map(|v| (t, v)))
     }
 
     /// The resource served for `apiVersion` + `kind`.
-    pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<(&ResourceType, &ServedVersion)> {
+    pub fn find_kind(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<(&ResourceType, &ServedVersion)> {
         let (group, version) = split_api_version(api_version);
         self.types()
             .filter(|t| t.group == group && t.kind == kind)
@@ -176,7 +194,8 @@ impl Catalog {
 
     /// The type whose own group and plural name a store (the primary one when several share it).
     pub fn by_store(&self, key: &StoreKey) -> Option<&ResourceType> {
-        self.types().find(|t| &t.store == key && t.group == key.group && t.plural == key.resource)
+        self.types()
+            .find(|t| &t.store == key && t.group == key.group && t.plural == key.resource)
     }
 
     /// Served groups in discovery order: core, built-ins in catalog order, then CRD groups by name.
@@ -193,9 +212,14 @@ impl Catalog {
                             group.versions.push(version);
                         }
                     }
-                    group.versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+                    group
+                        .versions
+                        .sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
                 }
-                None => groups.push(GroupInfo { name: t.group.clone(), versions: versions.collect() }),
+                None => groups.push(GroupInfo {
+                    name: t.group.clone(),
+                    versions: versions.collect(),
+                }),
             }
         }
         groups
@@ -217,7 +241,8 @@ impl Catalog {
 
     /// Removes the resource the named CRD defined.
     pub fn unregister_crd(&mut self, crd_name: &str) {
-        self.crds.retain(|t| t.origin != Origin::Crd(crd_name.to_string()));
+        self.crds
+            .retain(|t| t.origin != Origin::Crd(crd_name.to_string()));
     }
 }
 
@@ -250,18 +275,35 @@ mod tests {
 
     #[test]
     fn versions_sort_like_kubernetes() {
-        let mut versions = vec!["v1beta1", "foo", "v1alpha3", "v2", "v1", "v1beta2", "v10beta1"];
-        versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
-        assert_eq!(versions, ["v2", "v1", "v10beta1", "v1beta2", "v1beta1", "v1alpha3", "foo"]);
+        let mut versions = vec![
+            "v1beta1", "foo", "v1alpha3", "v2", "v1", "v1beta2", "v10beta1",
+        ];
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+        assert_eq!(
+            versions,
+            [
+                "v2", "v1", "v10beta1", "v1beta2", "v1beta1", "v1alpha3", "foo"
+            ]
+        );
     }
 
     #[test]
     fn dra_versions_are_served_as_configured() {
         let catalog = Catalog::new(&[DraVersion::V1beta1, DraVersion::V1]);
-        let dra = catalog.groups().into_iter().find(|g| g.name == "resource.k8s.io").unwrap();
+        let dra = catalog
+            .groups()
+            .into_iter()
+            .find(|g| g.name == "resource.k8s.io")
+            .unwrap();
         assert_eq!(dra.versions, ["v1", "v1beta1"]);
-        assert!(catalog.find("resource.k8s.io", "v1beta2", "deviceclasses").is_none());
-        let (t, v) = catalog.find("resource.k8s.io", "v1beta1", "resourceclaimtemplates").unwrap();
+        assert!(
+            catalog
+                .find("resource.k8s.io", "v1beta2", "deviceclasses")
+                .is_none()
+        );
+        let (t, v) = catalog
+            .find("resource.k8s.io", "v1beta1", "resourceclaimtemplates")
+            .unwrap();
         assert_eq!(v.codec, Codec::DraV1beta1);
         assert_eq!(t.storage_api_version, "resource.k8s.io/v1");
 
@@ -286,6 +328,12 @@ mod tests {
         assert_eq!(t.plural, "daemonsets");
         assert!(t.status_subresource);
         assert!(catalog.find_kind("apps/v2", "DaemonSet").is_none());
-        assert!(!catalog.find_kind("node.k8s.io/v1", "RuntimeClass").unwrap().0.namespaced);
+        assert!(
+            !catalog
+                .find_kind("node.k8s.io/v1", "RuntimeClass")
+                .unwrap()
+                .0
+                .namespaced
+        );
     }
 }

@@ -53,8 +53,13 @@ impl State {
     pub fn delete(&mut self, target: &Target, options: &DeleteOptions) -> Result<Value, ApiError> {
         let name = target.name.clone().unwrap_or_default();
         let namespace = target.namespace_key().to_string();
-        let object = self.store.get(target.store(), &namespace, &name).cloned().ok_or_else(|| target.not_found(&name))?;
-        let precondition = |what: &str, wanted: &Option<String>, actual: Option<&str>| match wanted {
+        let object = self
+            .store
+            .get(target.store(), &namespace, &name)
+            .cloned()
+            .ok_or_else(|| target.not_found(&name))?;
+        let precondition = |what: &str, wanted: &Option<String>, actual: Option<&str>| match wanted
+        {
             Some(wanted) if Some(wanted.as_str()) != actual => Err(ApiError::new(
                 StatusReason::Conflict,
                 format!(
@@ -65,25 +70,38 @@ impl State {
             _ => Ok(()),
         };
         precondition("UID", &options.precondition_uid, meta_str(&object, "uid"))?;
-        precondition("ResourceVersion", &options.precondition_resource_version, meta_str(&object, "resourceVersion"))?;
+        precondition(
+            "ResourceVersion",
+            &options.precondition_resource_version,
+            meta_str(&object, "resourceVersion"),
+        )?;
         if options.dry_run {
             return Ok(target.encode(object));
         }
         let propagation = options.propagation.unwrap_or(Propagation::Background);
-        let last = self.delete_object(target.store(), &namespace, &name, propagation).unwrap_or(object);
+        let last = self
+            .delete_object(target.store(), &namespace, &name, propagation)
+            .unwrap_or(object);
         self.collect_garbage();
         Ok(target.encode(last))
     }
 
     /// Deletes (or starts terminating) one stored object and applies its propagation policy.
-    pub(super) fn delete_object(&mut self, store: &StoreKey, namespace: &str, name: &str, propagation: Propagation) -> Option<Value> {
+    pub(super) fn delete_object(
+        &mut self,
+        store: &StoreKey,
+        namespace: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Option<Value> {
         let object = self.store.get(store, namespace, name)?.clone();
         if terminating(&object) {
             return Some(object);
         }
         let uid = meta_str(&object, "uid").unwrap_or_default().to_string();
         let is_namespace = store.group.is_empty() && store.resource == "namespaces";
-        let is_crd = store.group == "apiextensions.k8s.io" && store.resource == "customresourcedefinitions";
+        let is_crd =
+            store.group == "apiextensions.k8s.io" && store.resource == "customresourcedefinitions";
 
         if propagation == Propagation::Foreground && !self.dependents(&uid).is_empty() {
             let mut held = object.clone();
@@ -93,13 +111,23 @@ impl State {
             metadata_mut(&mut held).insert("finalizers".into(), json!(held_finalizers));
             let held = self.store.replace(store, held);
             for (dep_store, dep_namespace, dep_name) in self.dependents(&uid) {
-                self.delete_object(&dep_store, &dep_namespace, &dep_name, Propagation::Foreground);
+                self.delete_object(
+                    &dep_store,
+                    &dep_namespace,
+                    &dep_name,
+                    Propagation::Foreground,
+                );
             }
             return Some(held);
         }
         if propagation == Propagation::Orphan {
             for (dep_store, dep_namespace, dep_name) in self.dependents(&uid) {
-                self.drop_owner_references(&dep_store, &dep_namespace, &dep_name, &[uid.clone()]);
+                self.drop_owner_references(
+                    &dep_store,
+                    &dep_namespace,
+                    &dep_name,
+                    std::slice::from_ref(&uid),
+                );
             }
         }
         if is_namespace {
@@ -107,26 +135,51 @@ impl State {
                 .store
                 .all()
                 .filter(|(_, o)| meta_str(o, "namespace") == Some(name))
-                .map(|(s, o)| (s.clone(), meta_str(o, "name").unwrap_or_default().to_string()))
+                .map(|(s, o)| {
+                    (
+                        s.clone(),
+                        meta_str(o, "name").unwrap_or_default().to_string(),
+                    )
+                })
                 .collect();
             for (content_store, content_name) in contents {
                 self.delete_object(&content_store, name, &content_name, Propagation::Background);
             }
         }
-        let crd_store = if is_crd { crd::resource_type(&object).ok().map(|t| t.store) } else { None };
+        let crd_store = if is_crd {
+            crd::resource_type(&object).ok().map(|t| t.store)
+        } else {
+            None
+        };
         if let Some(crd_store) = &crd_store {
             let contents: Vec<(String, String)> = self
                 .store
                 .list(crd_store, None)
-                .map(|o| (meta_str(o, "namespace").unwrap_or_default().to_string(), meta_str(o, "name").unwrap_or_default().to_string()))
+                .map(|o| {
+                    (
+                        meta_str(o, "namespace").unwrap_or_default().to_string(),
+                        meta_str(o, "name").unwrap_or_default().to_string(),
+                    )
+                })
                 .collect();
             for (content_namespace, content_name) in contents {
-                self.delete_object(crd_store, &content_namespace, &content_name, Propagation::Background);
+                self.delete_object(
+                    crd_store,
+                    &content_namespace,
+                    &content_name,
+                    Propagation::Background,
+                );
             }
         }
         let blocked = !finalizers(&object).is_empty()
-            || (is_namespace && self.store.all().any(|(_, o)| meta_str(o, "namespace") == Some(name)))
-            || crd_store.as_ref().is_some_and(|s| self.store.list(s, None).next().is_some());
+            || (is_namespace
+                && self
+                    .store
+                    .all()
+                    .any(|(_, o)| meta_str(o, "namespace") == Some(name)))
+            || crd_store
+                .as_ref()
+                .is_some_and(|s| self.store.list(s, None).next().is_some());
         if blocked {
             let mut held = self.store.get(store, namespace, name)?.clone();
             self.mark_terminating(&mut held, is_namespace);
@@ -158,22 +211,39 @@ impl State {
             .filter(|(_, o)| {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)))
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                    })
             })
             .map(|(s, o)| {
-                (s.clone(), meta_str(o, "namespace").unwrap_or_default().to_string(), meta_str(o, "name").unwrap_or_default().to_string())
+                (
+                    s.clone(),
+                    meta_str(o, "namespace").unwrap_or_default().to_string(),
+                    meta_str(o, "name").unwrap_or_default().to_string(),
+                )
             })
             .collect()
     }
 
     /// Removes owner references to the given uids from one object.
-    pub(super) fn drop_owner_references(&mut self, store: &StoreKey, namespace: &str, name: &str, uids: &[String]) {
+    pub(super) fn drop_owner_references(
+        &mut self,
+        store: &StoreKey,
+        namespace: &str,
+        name: &str,
+        uids: &[String],
+    ) {
         let Some(mut object) = self.store.get(store, namespace, name).cloned() else {
             return;
         };
         let metadata = metadata_mut(&mut object);
         if let Some(Value::Array(refs)) = metadata.get_mut("ownerReferences") {
-            refs.retain(|r| !uids.iter().any(|u| r.get("uid").and_then(Value::as_str) == Some(u)));
+            refs.retain(|r| {
+                !uids
+                    .iter()
+                    .any(|u| r.get("uid").and_then(Value::as_str) == Some(u))
+            });
             if refs.is_empty() {
                 metadata.remove("ownerReferences");
             }

@@ -63,7 +63,11 @@ impl Target {
     }
 
     fn namespace_key(&self) -> &str {
-        if self.resource.namespaced { self.namespace.as_deref().unwrap_or_default() } else { "" }
+        if self.resource.namespaced {
+            self.namespace.as_deref().unwrap_or_default()
+        } else {
+            ""
+        }
     }
 
     fn not_found(&self, name: &str) -> ApiError {
@@ -72,19 +76,30 @@ impl Target {
 
     /// Stored form → what the client reads.
     pub fn encode(&self, hub: Value) -> Value {
-        self.version.codec.from_hub(&self.resource.kind, hub, &self.api_version())
+        self.version
+            .codec
+            .from_hub(&self.resource.kind, hub, &self.api_version())
     }
 
     /// What the client wrote → stored form.
     fn decode(&self, served: Value) -> Value {
-        self.version.codec.to_hub(&self.resource.kind, served, &self.resource.storage_api_version)
+        self.version.codec.to_hub(
+            &self.resource.kind,
+            served,
+            &self.resource.storage_api_version,
+        )
     }
 }
 
 impl State {
     /// A fresh state.
     pub fn new(catalog: Catalog, settings: Settings, history_limit: usize) -> Self {
-        Self { catalog, store: Store::new(history_limit), settings, ids: Ids::new() }
+        Self {
+            catalog,
+            store: Store::new(history_limit),
+            settings,
+            ids: Ids::new(),
+        }
     }
 
     /// Resolves `group/version/plural` (+ namespace, name, status) to a target, or 404.
@@ -97,7 +112,10 @@ impl State {
         name: Option<&str>,
         status: bool,
     ) -> Result<Target, ApiError> {
-        let (resource, served) = self.catalog.find(group, version, plural).ok_or_else(ApiError::no_route)?;
+        let (resource, served) = self
+            .catalog
+            .find(group, version, plural)
+            .ok_or_else(ApiError::no_route)?;
         if status && !resource.status_subresource {
             return Err(ApiError::no_route());
         }
@@ -111,7 +129,13 @@ impl State {
     }
 
     /// Resolves `apiVersion` + `kind` (+ namespace, name) to a target, or 404 naming the kind.
-    pub fn target_for_kind(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: Option<&str>) -> Result<Target, ApiError> {
+    pub fn target_for_kind(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Target, ApiError> {
         let (resource, served) = self.catalog.find_kind(api_version, kind).ok_or_else(|| {
             ApiError::new(
                 crate::error::StatusReason::NotFound,
@@ -121,7 +145,11 @@ impl State {
         Ok(Target {
             resource: resource.clone(),
             version: served.clone(),
-            namespace: if resource.namespaced { Some(namespace.unwrap_or("default").to_string()) } else { None },
+            namespace: if resource.namespaced {
+                Some(namespace.unwrap_or("default").to_string())
+            } else {
+                None
+            },
             name: name.map(String::from),
             status: false,
         })
@@ -135,7 +163,9 @@ impl State {
 
 /// RFC 3339 UTC time with second precision, as in `creationTimestamp`.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Unique ids and random name suffixes.
@@ -149,7 +179,9 @@ impl Ids {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x5eed);
-        Self { state: nanos ^ (u64::from(std::process::id()) << 32) }
+        Self {
+            state: nanos ^ (u64::from(std::process::id()) << 32),
+        }
     }
 
     /// splitmix64: good enough to make names unique, not for anything secret.
@@ -189,7 +221,10 @@ impl Ids {
 
 /// `metadata.<field>` as a string.
 pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
-    object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 /// `metadata.finalizers`.
@@ -197,7 +232,11 @@ pub(crate) fn finalizers(object: &Value) -> Vec<String> {
     object
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -211,11 +250,16 @@ pub(crate) fn metadata_mut(object: &mut Value) -> &mut serde_json::Map<String, V
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata was just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod id_tests {
     use super::*;
 
     #[test]
@@ -227,6 +271,10 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         let suffix = ids.suffix();
         assert_eq!(suffix.len(), 5);
-        assert!(suffix.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(
+            suffix
+                .chars()
+                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+        );
     }
 }

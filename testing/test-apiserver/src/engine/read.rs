@@ -58,13 +58,19 @@ impl State {
     /// GET one object.
     pub fn get(&self, target: &Target) -> Result<Value, ApiError> {
         let name = target.name.as_deref().unwrap_or_default();
-        let object = self.store.get(target.store(), target.namespace_key(), name).ok_or_else(|| target.not_found(name))?;
+        let object = self
+            .store
+            .get(target.store(), target.namespace_key(), name)
+            .ok_or_else(|| target.not_found(name))?;
         Ok(target.encode(object.clone()))
     }
 
     /// The selected objects of a target's collection, as served.
     pub fn select(&self, target: &Target, query: &ListQuery) -> Vec<Value> {
-        let namespace = target.namespace.as_deref().filter(|_| target.resource.namespaced);
+        let namespace = target
+            .namespace
+            .as_deref()
+            .filter(|_| target.resource.namespaced);
         self.store
             .list(target.store(), namespace)
             .map(|object| target.encode(object.clone()))
@@ -109,11 +115,17 @@ impl State {
         let start = match resource_version.filter(|rv| !rv.is_empty() && *rv != "0") {
             Some(rv) if !send_initial_events => {
                 let rv: u64 = rv.parse().map_err(|_| {
-                    ApiError::new(StatusReason::BadRequest, format!("invalid resource version \"{rv}\": must be a decimal number"))
+                    ApiError::new(
+                        StatusReason::BadRequest,
+                        format!("invalid resource version \"{rv}\": must be a decimal number"),
+                    )
                 })?;
                 match self.store.changes_since(rv) {
                     Ok(changes) => WatchStart::Replay(changes),
-                    Err(Expired { oldest }) => WatchStart::Expired { requested: rv, oldest },
+                    Err(Expired { oldest }) => WatchStart::Expired {
+                        requested: rv,
+                        oldest,
+                    },
                 }
             }
             _ => WatchStart::Snapshot {
@@ -131,8 +143,15 @@ fn encode_continue(key: &(String, String)) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let invalid = || ApiError::bad_request(format!("invalid continue token \"{token}\": pass the token of the previous page unchanged"));
-    let bytes = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| invalid())?;
-    let (namespace, name): (String, String) = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "invalid continue token \"{token}\": pass the token of the previous page unchanged"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let (namespace, name): (String, String) =
+        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     Ok((namespace, name))
 }

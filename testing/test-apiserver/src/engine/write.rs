@@ -31,7 +31,10 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     fn manager(&self) -> &str {
-        self.field_manager.as_deref().filter(|m| !m.is_empty()).unwrap_or(&self.default_manager)
+        self.field_manager
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&self.default_manager)
     }
 }
 
@@ -50,27 +53,43 @@ pub struct Written {
 
 impl State {
     /// POST: creates an object.
-    pub fn create(&mut self, target: &Target, mut body: Value, options: &WriteOptions) -> Result<Written, ApiError> {
+    pub fn create(
+        &mut self,
+        target: &Target,
+        mut body: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         if target.status {
-            return Err(ApiError::method_not_allowed("create is not supported on the status subresource"));
+            return Err(ApiError::method_not_allowed(
+                "create is not supported on the status subresource",
+            ));
         }
         check_type_meta(target, &mut body)?;
         let mut warnings = self.prune(target, &mut body, options)?;
         self.prepare_create(target, &mut body)?;
-        if !options.direct && target.resource.status_subresource {
-            if let Some(map) = body.as_object_mut() {
-                map.remove("status");
-            }
+        if !options.direct
+            && target.resource.status_subresource
+            && let Some(map) = body.as_object_mut()
+        {
+            map.remove("status");
         }
         let stamp = Stamp::new(target);
         managed::track_update(None, &mut body, &Self::writer(target, options, &stamp, ""));
         let written = self.finish(target, None, body, options)?;
         warnings.extend(written.warnings.iter().cloned());
-        Ok(Written { warnings, ..written })
+        Ok(Written {
+            warnings,
+            ..written
+        })
     }
 
     /// PUT: replaces an object (optionally only its status).
-    pub fn update(&mut self, target: &Target, mut body: Value, options: &WriteOptions) -> Result<Written, ApiError> {
+    pub fn update(
+        &mut self,
+        target: &Target,
+        mut body: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let (old_hub, old) = self.current(target)?;
         check_type_meta(target, &mut body)?;
         check_name(target, &mut body)?;
@@ -80,7 +99,13 @@ impl State {
     }
 
     /// PATCH with a merge, strategic-merge, JSON or apply patch.
-    pub fn patch(&mut self, target: &Target, patch_type: PatchType, body: Value, options: &WriteOptions) -> Result<Written, ApiError> {
+    pub fn patch(
+        &mut self,
+        target: &Target,
+        patch_type: PatchType,
+        body: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         if patch_type == PatchType::Apply {
             return self.apply(target, body, options);
         }
@@ -90,7 +115,9 @@ impl State {
             PatchType::Merge => patch::merge(&mut new, &body),
             PatchType::Json => patch::json(&mut new, &body)?,
             PatchType::Strategic => {
-                if target.version.schema.is_some() || matches!(target.resource.origin, crate::catalog::Origin::Crd(_)) {
+                if target.version.schema.is_some()
+                    || matches!(target.resource.origin, crate::catalog::Origin::Crd(_))
+                {
                     return Err(ApiError::new(
                         StatusReason::UnsupportedMediaType,
                         "the body of the request was in an unknown format - accepted media types include: \
@@ -109,7 +136,12 @@ impl State {
     }
 
     /// PATCH with `application/apply-patch+yaml`: server-side apply (creates when missing).
-    pub fn apply(&mut self, target: &Target, mut applied: Value, options: &WriteOptions) -> Result<Written, ApiError> {
+    pub fn apply(
+        &mut self,
+        target: &Target,
+        mut applied: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let manager = options.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
             ApiError::new(
                 StatusReason::Invalid,
@@ -117,8 +149,14 @@ impl State {
             )
         })?;
         for field in ["apiVersion", "kind"] {
-            if applied.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
-                return Err(ApiError::bad_request(format!("{field} must be set in an apply patch")));
+            if applied
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{field} must be set in an apply patch"
+                )));
             }
         }
         check_type_meta(target, &mut applied)?;
@@ -127,22 +165,31 @@ impl State {
             let mut pruned_copy = applied.clone();
             let unknown = prune_and_default_unknown_only(&mut pruned_copy, &schema);
             if let Some(field) = unknown.first() {
-                return Err(ApiError::bad_request(format!(
+                // The real server answers this with a bare 500 (kubernetes/kubernetes#139253).
+                return Err(ApiError::internal(format!(
                     "failed to create typed patch object ({}, Kind={}): {field}: field not declared in schema",
                     target.api_version(),
                     target.resource.kind
                 )));
             }
         }
-        let options = WriteOptions { field_manager: Some(manager), ..options.clone() };
+        let options = WriteOptions {
+            field_manager: Some(manager),
+            ..options.clone()
+        };
         let subresource = if target.status { "status" } else { "" };
         let stamp = Stamp::new(target);
         let writer = Self::writer(target, &options, &stamp, subresource);
         let name = target.name.clone().unwrap_or_default();
-        match self.store.get(target.store(), target.namespace_key(), &name).cloned() {
+        match self
+            .store
+            .get(target.store(), target.namespace_key(), &name)
+            .cloned()
+        {
             None if target.status => Err(target.not_found(&name)),
             None => {
-                let mut created = managed::apply(None, &applied, &writer, options.force).map_err(|c| conflict_error(target, &c))?;
+                let mut created = managed::apply(None, &applied, &writer, options.force)
+                    .map_err(|c| conflict_error(target, &c))?;
                 self.prune(target, &mut created, &options)?;
                 self.prepare_create(target, &mut created)?;
                 self.finish(target, None, created, &options)
@@ -150,7 +197,8 @@ impl State {
             Some(old_hub) => {
                 let old = target.encode(old_hub.clone());
                 check_resource_version(target, &old, &applied)?;
-                let mut merged = managed::apply(Some(&old), &applied, &writer, options.force).map_err(|c| conflict_error(target, &c))?;
+                let mut merged = managed::apply(Some(&old), &applied, &writer, options.force)
+                    .map_err(|c| conflict_error(target, &c))?;
                 self.prune(target, &mut merged, &options)?;
                 separate_status(target, &old, &mut merged);
                 keep_server_metadata(&old, &mut merged);
@@ -161,7 +209,11 @@ impl State {
 
     fn current(&self, target: &Target) -> Result<(Value, Value), ApiError> {
         let name = target.name.as_deref().unwrap_or_default();
-        let hub = self.store.get(target.store(), target.namespace_key(), name).cloned().ok_or_else(|| target.not_found(name))?;
+        let hub = self
+            .store
+            .get(target.store(), target.namespace_key(), name)
+            .cloned()
+            .ok_or_else(|| target.not_found(name))?;
         let served = target.encode(hub.clone());
         Ok((hub, served))
     }
@@ -181,31 +233,56 @@ impl State {
         keep_server_metadata(old, &mut new);
         let subresource = if target.status { "status" } else { "" };
         let incoming_managed = new.pointer("/metadata/managedFields").cloned();
-        if incoming_managed.is_none() || incoming_managed.as_ref() == old.pointer("/metadata/managedFields") {
+        if incoming_managed.is_none()
+            || incoming_managed.as_ref() == old.pointer("/metadata/managedFields")
+        {
             if let Some(m) = old.pointer("/metadata/managedFields").cloned() {
                 metadata_mut(&mut new).insert("managedFields".into(), m);
             }
             let stamp = Stamp::new(target);
-            managed::track_update(Some(old), &mut new, &Self::writer(target, options, &stamp, subresource));
+            managed::track_update(
+                Some(old),
+                &mut new,
+                &Self::writer(target, options, &stamp, subresource),
+            );
         }
         let written = self.finish(target, Some(old_hub), new, options)?;
         warnings.extend(written.warnings.iter().cloned());
-        Ok(Written { warnings, ..written })
+        Ok(Written {
+            warnings,
+            ..written
+        })
     }
 
-    fn writer<'a>(target: &'a Target, options: &'a WriteOptions, stamp: &'a Stamp, subresource: &'a str) -> Writer<'a> {
+    fn writer<'a>(
+        target: &'a Target,
+        options: &'a WriteOptions,
+        stamp: &'a Stamp,
+        subresource: &'a str,
+    ) -> Writer<'a> {
         Writer {
             manager: options.manager(),
             api_version: &stamp.api_version,
             subresource,
-            part: if target.status { Part::Status } else { Part::Main { exclude_status: target.resource.status_subresource } },
+            part: if target.status {
+                Part::Status
+            } else {
+                Part::Main {
+                    exclude_status: target.resource.status_subresource,
+                }
+            },
             list_types: ListTypes::new(target.version.schema.as_deref()),
             now: &stamp.now,
         }
     }
 
     /// Prunes undeclared fields of a custom resource and fills defaults; warnings, or an error when strict.
-    fn prune(&self, target: &Target, object: &mut Value, options: &WriteOptions) -> Result<Vec<String>, ApiError> {
+    fn prune(
+        &self,
+        target: &Target,
+        object: &mut Value,
+        options: &WriteOptions,
+    ) -> Result<Vec<String>, ApiError> {
         let Some(schema) = target.version.schema.as_deref() else {
             return Ok(Vec::new());
         };
@@ -218,13 +295,26 @@ impl State {
                 .collect();
             let mut error = ApiError::new(
                 StatusReason::BadRequest,
-                format!("{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}", target.resource.kind, target.api_version(), target.resource.kind,
-                    pruned.iter().map(|f| format!("unknown field \"{}\"", &f[1..])).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    target.resource.kind,
+                    target.api_version(),
+                    target.resource.kind,
+                    pruned
+                        .iter()
+                        .map(|f| format!("unknown field \"{}\"", &f[1..]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
-            error.details = Some(json!({"name": name, "kind": target.resource.kind, "causes": causes}));
+            error.details =
+                Some(json!({"name": name, "kind": target.resource.kind, "causes": causes}));
             return Err(error);
         }
-        Ok(pruned.iter().map(|f| format!("unknown field \"{}\"", &f[1..])).collect())
+        Ok(pruned
+            .iter()
+            .map(|f| format!("unknown field \"{}\"", &f[1..]))
+            .collect())
     }
 
     /// Name, namespace and uniqueness checks of a new object; fills server-owned metadata.
@@ -236,15 +326,29 @@ impl State {
             match generate_name.filter(|g| !g.is_empty()) {
                 Some(prefix) => name = format!("{prefix}{}", self.ids.suffix()),
                 None => {
-                    return Err(ApiError::invalid(&target.resource.group, &target.resource.kind, "", "metadata.name", "Required value: name or generateName is required"));
+                    return Err(ApiError::invalid(
+                        &target.resource.group,
+                        &target.resource.kind,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    ));
                 }
             }
         }
         if let Some(problem) = invalid_name(&name) {
-            return Err(ApiError::invalid(&target.resource.group, &target.resource.kind, &name, "metadata.name", &format!("Invalid value: \"{name}\": {problem}")));
+            return Err(ApiError::invalid(
+                &target.resource.group,
+                &target.resource.kind,
+                &name,
+                "metadata.name",
+                &format!("Invalid value: \"{name}\": {problem}"),
+            ));
         }
         if let Some(url_name) = target.name.as_deref().filter(|n| *n != name) {
-            return Err(ApiError::bad_request(format!("the name of the object ({name}) does not match the name on the URL ({url_name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({url_name})"
+            )));
         }
         if target.resource.namespaced {
             match self.store.get(&namespace_store(), "", &namespace) {
@@ -252,44 +356,77 @@ impl State {
                 Some(ns) if terminating(ns) => {
                     return Err(ApiError::new(
                         StatusReason::Forbidden,
-                        format!("{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated", crate::error::qualified(&target.resource.group, &target.resource.plural)),
+                        format!(
+                            "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                            crate::error::qualified(
+                                &target.resource.group,
+                                &target.resource.plural
+                            )
+                        ),
                     ));
                 }
                 Some(_) => {}
             }
         }
         if self.store.get(target.store(), &namespace, &name).is_some() {
-            return Err(ApiError::already_exists(&target.resource.group, &target.resource.plural, &name));
+            return Err(ApiError::already_exists(
+                &target.resource.group,
+                &target.resource.plural,
+                &name,
+            ));
         }
         let uid = self.ids.uid();
         let metadata = metadata_mut(object);
         metadata.insert("name".into(), json!(name));
         metadata.insert("uid".into(), json!(uid));
         metadata.insert("creationTimestamp".into(), json!(super::now()));
-        for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
+        for field in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "generation",
+        ] {
             metadata.remove(field);
         }
         Ok(())
     }
 
     /// The shared tail of every write.
-    fn finish(&mut self, target: &Target, old_hub: Option<Value>, new: Value, options: &WriteOptions) -> Result<Written, ApiError> {
+    fn finish(
+        &mut self,
+        target: &Target,
+        old_hub: Option<Value>,
+        new: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let mut hub = target.decode(new);
         let kind = target.resource.kind.as_str();
         if target.resource.tracks_generation {
             let generation = match &old_hub {
                 None => 1,
                 Some(old) => {
-                    let old_generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-                    let spec_changed = outside_metadata_and_status(old) != outside_metadata_and_status(&hub);
-                    if spec_changed { old_generation + 1 } else { old_generation }
+                    let old_generation = old
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    let spec_changed =
+                        outside_metadata_and_status(old) != outside_metadata_and_status(&hub);
+                    if spec_changed {
+                        old_generation + 1
+                    } else {
+                        old_generation
+                    }
                 }
             };
             metadata_mut(&mut hub).insert("generation".into(), json!(generation));
         } else {
             metadata_mut(&mut hub).remove("generation");
         }
-        if !self.settings.admin_access && matches!(kind, "ResourceClaim" | "ResourceClaimTemplate") && target.resource.group == "resource.k8s.io" {
+        if !self.settings.admin_access
+            && matches!(kind, "ResourceClaim" | "ResourceClaimTemplate")
+            && target.resource.group == "resource.k8s.io"
+        {
             let in_use = old_hub.as_ref().is_some_and(uses_admin_access);
             if !in_use {
                 strip_admin_access(&mut hub);
@@ -297,10 +434,17 @@ impl State {
         }
         match (target.resource.group.as_str(), kind) {
             ("", "Namespace") => namespace_defaults(&mut hub),
+            ("", "Secret") => fold_string_data(&mut hub),
             ("apiextensions.k8s.io", "CustomResourceDefinition") => {
                 if let Err((field, problem)) = crd::resource_type(&hub) {
                     let name = meta_str(&hub, "name").unwrap_or_default();
-                    return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, &field, &problem));
+                    return Err(ApiError::invalid(
+                        "apiextensions.k8s.io",
+                        "CustomResourceDefinition",
+                        name,
+                        &field,
+                        &problem,
+                    ));
                 }
                 if !terminating(&hub) {
                     crd::set_established(&mut hub, &super::now());
@@ -311,23 +455,39 @@ impl State {
         if let Some(old) = &old_hub
             && same_object(old, &hub)
         {
-            return Ok(Written { object: target.encode(old.clone()), changed: false, created: false, warnings: Vec::new() });
+            return Ok(Written {
+                object: target.encode(old.clone()),
+                changed: false,
+                created: false,
+                warnings: Vec::new(),
+            });
         }
         if options.dry_run {
-            return Ok(Written { object: target.encode(hub), changed: false, created: old_hub.is_none(), warnings: Vec::new() });
+            return Ok(Written {
+                object: target.encode(hub),
+                changed: false,
+                created: old_hub.is_none(),
+                warnings: Vec::new(),
+            });
         }
         let created = old_hub.is_none();
         let stored = match old_hub {
             None => self.store.insert(target.store(), hub),
             Some(_) => self.store.replace(target.store(), hub),
         };
-        if let ("apiextensions.k8s.io", "CustomResourceDefinition") = (target.resource.group.as_str(), kind)
+        if let ("apiextensions.k8s.io", "CustomResourceDefinition") =
+            (target.resource.group.as_str(), kind)
             && let Ok(resource_type) = crd::resource_type(&stored)
         {
             self.catalog.register_crd(resource_type);
         }
         self.collect_garbage();
-        Ok(Written { object: target.encode(stored), changed: true, created, warnings: Vec::new() })
+        Ok(Written {
+            object: target.encode(stored),
+            changed: true,
+            created,
+            warnings: Vec::new(),
+        })
     }
 }
 
@@ -339,12 +499,18 @@ struct Stamp {
 
 impl Stamp {
     fn new(target: &Target) -> Self {
-        Self { api_version: target.api_version(), now: super::now() }
+        Self {
+            api_version: target.api_version(),
+            now: super::now(),
+        }
     }
 }
 
 fn namespace_store() -> crate::catalog::StoreKey {
-    crate::catalog::StoreKey { group: String::new(), resource: "namespaces".into() }
+    crate::catalog::StoreKey {
+        group: String::new(),
+        resource: "namespaces".into(),
+    }
 }
 
 /// Fills the namespace of a namespaced object from the path, or refuses a mismatch.
@@ -355,7 +521,11 @@ fn place_namespace(target: &Target, object: &mut Value) -> Result<String, ApiErr
         return Ok(String::new());
     }
     let from_path = target.namespace.clone().unwrap_or_default();
-    match metadata.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    match metadata
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         Some(ns) if ns != from_path => Err(ApiError::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
         )),
@@ -369,7 +539,9 @@ fn place_namespace(target: &Target, object: &mut Value) -> Result<String, ApiErr
 /// Fills `apiVersion`/`kind` or refuses ones that do not match the endpoint.
 fn check_type_meta(target: &Target, object: &mut Value) -> Result<(), ApiError> {
     if !object.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON or YAML object",
+        ));
     }
     let api_version = target.api_version();
     match object.get("apiVersion").and_then(Value::as_str) {
@@ -381,10 +553,12 @@ fn check_type_meta(target: &Target, object: &mut Value) -> Result<(), ApiError> 
         _ => object["apiVersion"] = json!(api_version),
     }
     match object.get("kind").and_then(Value::as_str) {
-        Some(k) if !k.is_empty() && k != target.resource.kind => Err(ApiError::bad_request(format!(
-            "the kind in the data ({k}) does not match the expected kind ({})",
-            target.resource.kind
-        ))),
+        Some(k) if !k.is_empty() && k != target.resource.kind => {
+            Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                target.resource.kind
+            )))
+        }
         _ => {
             object["kind"] = json!(target.resource.kind);
             Ok(())
@@ -405,7 +579,9 @@ fn check_name(target: &Target, object: &mut Value) -> Result<(), ApiError> {
                 let namespace = target.namespace.clone().unwrap_or_default();
                 match meta_str(object, "namespace") {
                     Some(ns) if !ns.is_empty() && ns != namespace => {
-                        return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ));
                     }
                     _ => {
                         metadata_mut(object).insert("namespace".into(), json!(namespace));
@@ -460,7 +636,14 @@ fn separate_status(target: &Target, old: &Value, new: &mut Value) {
 /// Metadata only the server sets survives every write.
 fn keep_server_metadata(old: &Value, new: &mut Value) {
     let metadata = metadata_mut(new);
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
         match old.pointer(&format!("/metadata/{field}")) {
             Some(value) => {
                 metadata.insert(field.into(), value.clone());
@@ -505,8 +688,29 @@ fn namespace_defaults(namespace: &mut Value) {
     if namespace.pointer("/spec/finalizers").is_none() {
         namespace["spec"] = json!({"finalizers": ["kubernetes"]});
     }
-    let phase = if terminating(namespace) { "Terminating" } else { "Active" };
+    let phase = if terminating(namespace) {
+        "Terminating"
+    } else {
+        "Active"
+    };
     namespace["status"] = json!({"phase": phase});
+}
+
+/// `stringData` is write-only: the server merges it into `data` (base64) and drops it.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(string_data)) =
+        secret.as_object_mut().and_then(|s| s.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret.get("data").is_some_and(Value::is_object) {
+        secret["data"] = json!({});
+    }
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 fn requests_mut(object: &mut Value) -> Vec<&mut Value> {
@@ -514,12 +718,18 @@ fn requests_mut(object: &mut Value) -> Vec<&mut Value> {
         Some("ResourceClaim") => "/spec/devices/requests",
         _ => "/spec/spec/devices/requests",
     };
-    object.pointer_mut(pointer).and_then(Value::as_array_mut).map(|r| r.iter_mut().collect()).unwrap_or_default()
+    object
+        .pointer_mut(pointer)
+        .and_then(Value::as_array_mut)
+        .map(|r| r.iter_mut().collect())
+        .unwrap_or_default()
 }
 
 fn uses_admin_access(object: &Value) -> bool {
     let mut copy = object.clone();
-    requests_mut(&mut copy).iter().any(|r| r.pointer("/exactly/adminAccess").is_some())
+    requests_mut(&mut copy)
+        .iter()
+        .any(|r| r.pointer("/exactly/adminAccess").is_some())
 }
 
 /// What the apiserver does with the DRA admin-access gate off: drop the field, no error.
@@ -528,7 +738,10 @@ fn strip_admin_access(object: &mut Value) {
         if let Some(exactly) = request.get_mut("exactly").and_then(Value::as_object_mut) {
             exactly.remove("adminAccess");
         }
-        if let Some(subrequests) = request.get_mut("firstAvailable").and_then(Value::as_array_mut) {
+        if let Some(subrequests) = request
+            .get_mut("firstAvailable")
+            .and_then(Value::as_array_mut)
+        {
             for sub in subrequests.iter_mut().filter_map(Value::as_object_mut) {
                 sub.remove("adminAccess");
             }
@@ -541,7 +754,9 @@ fn invalid_name(name: &str) -> Option<&'static str> {
     let ok = name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -554,10 +769,25 @@ fn invalid_name(name: &str) -> Option<&'static str> {
 
 fn conflict_error(target: &Target, conflicts: &[managed::Conflict]) -> ApiError {
     let message = match conflicts {
-        [one] => format!("Apply failed with 1 conflict: conflict with \"{}\" using {}: {}", one.manager, one.api_version, one.field),
+        [one] => format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+            one.manager, one.api_version, one.field
+        ),
         many => {
-            let lines: Vec<String> = many.iter().map(|c| format!("conflict with \"{}\" using {}: {}", c.manager, c.api_version, c.field)).collect();
-            format!("Apply failed with {} conflicts: {}", many.len(), lines.join("\n"))
+            let lines: Vec<String> = many
+                .iter()
+                .map(|c| {
+                    format!(
+                        "conflict with \"{}\" using {}: {}",
+                        c.manager, c.api_version, c.field
+                    )
+                })
+                .collect();
+            format!(
+                "Apply failed with {} conflicts: {}",
+                many.len(),
+                lines.join("\n")
+            )
         }
     };
     let mut error = ApiError::new(StatusReason::Conflict, message);

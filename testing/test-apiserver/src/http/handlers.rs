@@ -8,7 +8,6 @@ use super::params::Params;
 use super::route::{ResourcePath, Route};
 use super::watch::WatchPlan;
 use super::{Outcome, openapi_not_served};
-use crate::{discovery, openapi, protobuf};
 use crate::engine::{DeleteOptions, ListQuery, Propagation, State, Target, WriteOptions};
 use crate::error::{ApiError, StatusReason};
 use crate::patch::PatchType;
@@ -16,6 +15,7 @@ use crate::request::RequestInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::Shared;
 use crate::table::{self, IncludeObject};
+use crate::{discovery, openapi, protobuf};
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
@@ -30,30 +30,47 @@ pub fn dispatch(
     params: &Params,
     body: &[u8],
 ) -> Result<Outcome, ApiError> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let aggregated = accept.contains("as=APIGroupDiscoveryList");
     let route = route.ok_or_else(ApiError::no_route)?;
     if !matches!(route, Route::Resource(_)) && *method != Method::GET {
-        return Err(ApiError::method_not_allowed(format!("{method} is not supported on discovery paths")));
+        return Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on discovery paths"
+        )));
     }
     let state = shared.state.lock().expect("state lock");
     let document = |body: Value| Ok(Outcome::json(200, body));
     match route {
         Route::Version => document(discovery::version(&shared.git_version())),
         Route::Health => document(json!("ok")),
-        Route::CoreVersions if aggregated => Ok(aggregated_document(discovery::aggregated(&state.catalog, true))),
+        Route::CoreVersions if aggregated => Ok(aggregated_document(discovery::aggregated(
+            &state.catalog,
+            true,
+        ))),
         Route::CoreVersions => document(discovery::core_versions(&shared.address.to_string())),
-        Route::Groups if aggregated => Ok(aggregated_document(discovery::aggregated(&state.catalog, false))),
+        Route::Groups if aggregated => Ok(aggregated_document(discovery::aggregated(
+            &state.catalog,
+            false,
+        ))),
         Route::Groups => document(discovery::group_list(&state.catalog)),
-        Route::Group(group) => discovery::group(&state.catalog, &group).map(|d| Outcome::json(200, d)).ok_or_else(ApiError::no_route),
+        Route::Group(group) => discovery::group(&state.catalog, &group)
+            .map(|d| Outcome::json(200, d))
+            .ok_or_else(ApiError::no_route),
         Route::GroupVersion(group, version) => {
-            discovery::resource_list(&state.catalog, &group, &version).map(|d| Outcome::json(200, d)).ok_or_else(ApiError::no_route)
+            discovery::resource_list(&state.catalog, &group, &version)
+                .map(|d| Outcome::json(200, d))
+                .ok_or_else(ApiError::no_route)
         }
         Route::OpenApiV2 => Err(openapi_not_served()),
         Route::OpenApiV3Index => document(openapi::index(&state.catalog, &shared.git_version())),
-        Route::OpenApiV3(group, version) => openapi::document(&state.catalog, &group, &version, &shared.git_version())
-            .map(|d| Outcome::json(200, d))
-            .ok_or_else(ApiError::no_route),
+        Route::OpenApiV3(group, version) => {
+            openapi::document(&state.catalog, &group, &version, &shared.git_version())
+                .map(|d| Outcome::json(200, d))
+                .ok_or_else(ApiError::no_route)
+        }
         Route::Resource(path) => {
             drop(state);
             resource(shared, method, accept, &path, info, params, headers, body)
@@ -62,7 +79,14 @@ pub fn dispatch(
 }
 
 fn aggregated_document(body: Value) -> Outcome {
-    Outcome::Document { status: 200, body, content_type: AGGREGATED, changed: false, warnings: Vec::new(), retry_after: None }
+    Outcome::Document {
+        status: 200,
+        body,
+        content_type: AGGREGATED,
+        changed: false,
+        warnings: Vec::new(),
+        retry_after: None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -82,14 +106,27 @@ fn resource(
         Some(_) => return Err(ApiError::no_route()),
     };
     let mut state = shared.state.lock().expect("state lock");
-    let target = state.target(&path.group, &path.version, &path.resource, path.namespace.as_deref(), path.name.as_deref(), status)?;
+    let target = state.target(
+        &path.group,
+        &path.version,
+        &path.resource,
+        path.namespace.as_deref(),
+        path.name.as_deref(),
+        status,
+    )?;
     if !target.resource.namespaced && path.namespace.is_some() {
         return Err(ApiError::no_route());
     }
     let table = accept.contains("as=Table");
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let protobuf = protobuf::is_protobuf(content_type);
-    let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     match (method.as_str(), path.name.is_some()) {
         ("GET", false) if params.flag("watch") => watch(&state, target, params, info),
         ("GET", false) => {
@@ -98,7 +135,13 @@ fn resource(
             if table {
                 let items = list["items"].as_array().cloned().unwrap_or_default();
                 let include = IncludeObject::parse(params.get("includeObject"));
-                return Ok(table_document(table::table(&target, &items, list["metadata"].clone(), include, jiff::Timestamp::now())));
+                return Ok(table_document(table::table(
+                    &target,
+                    &items,
+                    list["metadata"].clone(),
+                    include,
+                    jiff::Timestamp::now(),
+                )));
             }
             Ok(Outcome::json(200, list))
         }
@@ -107,7 +150,13 @@ fn resource(
             if table {
                 let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()});
                 let include = IncludeObject::parse(params.get("includeObject"));
-                return Ok(table_document(table::table(&target, &[object], metadata, include, jiff::Timestamp::now())));
+                return Ok(table_document(table::table(
+                    &target,
+                    &[object],
+                    metadata,
+                    include,
+                    jiff::Timestamp::now(),
+                )));
             }
             Ok(Outcome::json(200, object))
         }
@@ -118,11 +167,22 @@ fn resource(
                     target.resource.plural, target.resource.plural
                 )));
             }
-            let written = state.create(&target, parse_body(body, false, protobuf)?, &write_options(params, user_agent))?;
-            Ok(written_document(if written.created { 201 } else { 200 }, written))
+            let written = state.create(
+                &target,
+                parse_body(body, false, protobuf)?,
+                &write_options(params, user_agent),
+            )?;
+            Ok(written_document(
+                if written.created { 201 } else { 200 },
+                written,
+            ))
         }
         ("PUT", true) => {
-            let written = state.update(&target, parse_body(body, false, protobuf)?, &write_options(params, user_agent))?;
+            let written = state.update(
+                &target,
+                parse_body(body, false, protobuf)?,
+                &write_options(params, user_agent),
+            )?;
             Ok(written_document(200, written))
         }
         ("PATCH", true) => {
@@ -133,8 +193,16 @@ fn resource(
                     format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
                 )
             })?;
-            let written = state.patch(&target, patch_type, parse_body(body, patch_type == PatchType::Apply, protobuf)?, &write_options(params, user_agent))?;
-            Ok(written_document(if written.created { 201 } else { 200 }, written))
+            let written = state.patch(
+                &target,
+                patch_type,
+                parse_body(body, patch_type == PatchType::Apply, protobuf)?,
+                &write_options(params, user_agent),
+            )?;
+            Ok(written_document(
+                if written.created { 201 } else { 200 },
+                written,
+            ))
         }
         ("DELETE", true) => {
             let options = delete_options(params, body, protobuf)?;
@@ -150,7 +218,10 @@ fn resource(
             })
         }
         ("DELETE", false) => delete_collection(&mut state, &target, params, body, protobuf),
-        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", path_description(path)))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}",
+            path_description(path)
+        ))),
     }
 }
 
@@ -162,7 +233,14 @@ fn path_description(path: &ResourcePath) -> String {
 }
 
 fn table_document(body: Value) -> Outcome {
-    Outcome::Document { status: 200, body, content_type: TABLE, changed: false, warnings: Vec::new(), retry_after: None }
+    Outcome::Document {
+        status: 200,
+        body,
+        content_type: TABLE,
+        changed: false,
+        warnings: Vec::new(),
+        retry_after: None,
+    }
 }
 
 fn written_document(status: u16, written: crate::engine::Written) -> Outcome {
@@ -176,7 +254,12 @@ fn written_document(status: u16, written: crate::engine::Written) -> Outcome {
     }
 }
 
-fn watch(state: &State, target: Target, params: &Params, info: &RequestInfo) -> Result<Outcome, ApiError> {
+fn watch(
+    state: &State,
+    target: Target,
+    params: &Params,
+    info: &RequestInfo,
+) -> Result<Outcome, ApiError> {
     let query = list_query(params)?;
     let bookmarks = params.flag("allowWatchBookmarks");
     let send_initial_events = params.flag("sendInitialEvents");
@@ -186,9 +269,24 @@ fn watch(state: &State, target: Target, params: &Params, info: &RequestInfo) -> 
             "ListOptions.meta.k8s.io \"\" is invalid: allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true",
         ));
     }
-    let timeout = params.number("timeoutSeconds")?.map(std::time::Duration::from_secs);
-    let (start, receiver) = state.start_watch(&target, &query, params.get("resourceVersion"), send_initial_events)?;
-    Ok(Outcome::Watch(WatchPlan { target, query, start, receiver, bookmarks, timeout, info: info.clone() }))
+    let timeout = params
+        .number("timeoutSeconds")?
+        .map(std::time::Duration::from_secs);
+    let (start, receiver) = state.start_watch(
+        &target,
+        &query,
+        params.get("resourceVersion"),
+        send_initial_events,
+    )?;
+    Ok(Outcome::Watch(Box::new(WatchPlan {
+        target,
+        query,
+        start,
+        receiver,
+        bookmarks,
+        timeout,
+        info: info.clone(),
+    })))
 }
 
 fn list_query(params: &Params) -> Result<ListQuery, ApiError> {
@@ -196,14 +294,22 @@ fn list_query(params: &Params) -> Result<ListQuery, ApiError> {
         labels: LabelSelector::parse(params.get("labelSelector").unwrap_or_default())?,
         fields: FieldSelector::parse(params.get("fieldSelector").unwrap_or_default())?,
         limit: params.number("limit")?.unwrap_or(0) as usize,
-        continue_token: params.get("continue").filter(|c| !c.is_empty()).map(String::from),
+        continue_token: params
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(String::from),
     })
 }
 
 fn write_options(params: &Params, user_agent: &str) -> WriteOptions {
     WriteOptions {
         field_manager: params.get("fieldManager").map(String::from),
-        default_manager: user_agent.split('/').next().filter(|m| !m.is_empty()).unwrap_or("unknown").to_string(),
+        default_manager: user_agent
+            .split('/')
+            .next()
+            .filter(|m| !m.is_empty())
+            .unwrap_or("unknown")
+            .to_string(),
         force: params.flag("force"),
         dry_run: params.get("dryRun").is_some_and(|d| !d.is_empty()),
         strict_fields: params.get("fieldValidation") == Some("Strict"),
@@ -224,23 +330,38 @@ fn parse_body(body: &[u8], yaml: bool, protobuf: bool) -> Result<Value, ApiError
         Ok(value) => Ok(value),
         Err(_) if yaml => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
-        Err(json_error) => Err(ApiError::bad_request(format!("couldn't decode the request body as JSON: {json_error}"))),
+        Err(json_error) => Err(ApiError::bad_request(format!(
+            "couldn't decode the request body as JSON: {json_error}"
+        ))),
     }
 }
 
 fn delete_options(params: &Params, body: &[u8], protobuf: bool) -> Result<DeleteOptions, ApiError> {
     let body = parse_body(body, false, protobuf)?;
-    let policy = body.get("propagationPolicy").and_then(Value::as_str).or(params.get("propagationPolicy"));
-    let orphan = body.get("orphanDependents").and_then(Value::as_bool).or_else(|| params.get("orphanDependents").map(|v| v == "true"));
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(params.get("propagationPolicy"));
+    let orphan = body
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
+        .or_else(|| params.get("orphanDependents").map(|v| v == "true"));
     let propagation = match (policy, orphan) {
         (Some(policy), _) => Some(Propagation::parse(policy)?),
         (None, Some(true)) => Some(Propagation::Orphan),
         (None, Some(false)) => Some(Propagation::Background),
         (None, None) => None,
     };
-    let precondition = |field: &str| body.pointer(&format!("/preconditions/{field}")).and_then(Value::as_str).map(String::from);
+    let precondition = |field: &str| {
+        body.pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
     let dry_run = params.get("dryRun").is_some_and(|d| !d.is_empty())
-        || body.get("dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty());
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty());
     Ok(DeleteOptions {
         propagation,
         precondition_uid: precondition("uid"),
@@ -249,14 +370,31 @@ fn delete_options(params: &Params, body: &[u8], protobuf: bool) -> Result<Delete
     })
 }
 
-fn delete_collection(state: &mut State, target: &Target, params: &Params, body: &[u8], protobuf: bool) -> Result<Outcome, ApiError> {
+fn delete_collection(
+    state: &mut State,
+    target: &Target,
+    params: &Params,
+    body: &[u8],
+    protobuf: bool,
+) -> Result<Outcome, ApiError> {
     let query = list_query(params)?;
     let options = delete_options(params, body, protobuf)?;
     let mut deleted = Vec::new();
     for object in state.select(target, &query) {
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
-        let one = Target { name: Some(name), namespace: namespace.or(target.namespace.clone()), ..target.clone() };
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let one = Target {
+            name: Some(name),
+            namespace: namespace.or(target.namespace.clone()),
+            ..target.clone()
+        };
         deleted.push(state.delete(&one, &options)?);
     }
     let body = json!({
@@ -265,5 +403,12 @@ fn delete_collection(state: &mut State, target: &Target, params: &Params, body: 
         "metadata": {"resourceVersion": state.store.resource_version().to_string()},
         "items": deleted,
     });
-    Ok(Outcome::Document { status: 200, body, content_type: "application/json", changed: !options.dry_run, warnings: Vec::new(), retry_after: None })
+    Ok(Outcome::Document {
+        status: 200,
+        body,
+        content_type: "application/json",
+        changed: !options.dry_run,
+        warnings: Vec::new(),
+        retry_after: None,
+    })
 }

@@ -48,12 +48,19 @@ pub enum Outcome {
         retry_after: Option<u32>,
     },
     /// A watch to stream.
-    Watch(watch::WatchPlan),
+    Watch(Box<watch::WatchPlan>),
 }
 
 impl Outcome {
     fn json(status: u16, body: Value) -> Self {
-        Self::Document { status, body, content_type: "application/json", changed: false, warnings: Vec::new(), retry_after: None }
+        Self::Document {
+            status,
+            body,
+            content_type: "application/json",
+            changed: false,
+            warnings: Vec::new(),
+            retry_after: None,
+        }
     }
 
     fn error(error: &ApiError) -> Self {
@@ -69,7 +76,11 @@ impl Outcome {
 }
 
 /// Serves connections until `shutdown` fires.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -81,22 +92,43 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: tok
         let shared = shared.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(shared.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let (parts, body) = request.into_parts();
     let at = SystemTime::now();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or_default().to_string();
     let params = Params::parse(&query);
     let route = route::parse(&path);
-    let header = |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let header = |name: http::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
     let request_content_type = header(http::header::CONTENT_TYPE);
-    let info = request_info(route.as_ref(), &parts.method, &params, &request_content_type);
+    let info = request_info(
+        route.as_ref(),
+        &parts.method,
+        &params,
+        &request_content_type,
+    );
 
     let verdict = shared.faults.lock().expect("faults lock").decide(&info);
     if !verdict.delay.is_zero() {
@@ -105,8 +137,16 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let injected = verdict.failure.is_some();
     let outcome = match verdict.failure {
         Some(error) => Outcome::error(&error),
-        None => handlers::dispatch(&shared, &parts.method, &parts.headers, route, &info, &params, &body)
-            .unwrap_or_else(|error| Outcome::error(&error)),
+        None => handlers::dispatch(
+            &shared,
+            &parts.method,
+            &parts.headers,
+            route,
+            &info,
+            &params,
+            &body,
+        )
+        .unwrap_or_else(|error| Outcome::error(&error)),
     };
 
     let mut record = RequestRecord {
@@ -123,16 +163,30 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         injected,
     };
     let response = match outcome {
-        Outcome::Document { status, body, content_type, changed, warnings, retry_after } => {
+        Outcome::Document {
+            status,
+            body,
+            content_type,
+            changed,
+            warnings,
+            retry_after,
+        } => {
             record.status = status;
             record.changed = changed;
             tracing::debug!(method = %record.method, path = %record.path, query = %record.query, content_type = %request_content_type, status, "request");
-            let mut response = Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response =
+                Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let headers = response.headers_mut();
-            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
             for warning in warnings {
-                if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\""))) {
+                if let Ok(value) =
+                    HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\"")))
+                {
                     headers.append(http::header::WARNING, value);
                 }
             }
@@ -143,7 +197,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         }
         Outcome::Watch(plan) => {
             tracing::debug!(method = %record.method, path = %record.path, "watch");
-            watch::respond(shared.clone(), plan)
+            watch::respond(shared.clone(), *plan)
         }
     };
     shared.log.lock().expect("log lock").push(record);
@@ -157,7 +211,12 @@ fn openapi_not_served() -> ApiError {
 }
 
 /// The Kubernetes verb, resource and patch type of a request.
-fn request_info(route: Option<&Route>, method: &Method, params: &Params, content_type: &str) -> RequestInfo {
+fn request_info(
+    route: Option<&Route>,
+    method: &Method,
+    params: &Params,
+    content_type: &str,
+) -> RequestInfo {
     let Some(Route::Resource(path)) = route else {
         return RequestInfo::default();
     };
@@ -181,6 +240,10 @@ fn request_info(route: Option<&Route>, method: &Method, params: &Params, content
         subresource: path.subresource.clone(),
         namespace: path.namespace.clone(),
         name: path.name.clone(),
-        patch_type: if verb == Some(Verb::Patch) { PatchType::from_content_type(content_type) } else { None },
+        patch_type: if verb == Some(Verb::Patch) {
+            PatchType::from_content_type(content_type)
+        } else {
+            None
+        },
     }
 }

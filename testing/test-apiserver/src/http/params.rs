@@ -11,7 +11,11 @@ pub struct Params(HashMap<String, String>);
 impl Params {
     /// Parses a URL query string.
     pub fn parse(query: &str) -> Self {
-        Self(form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// A parameter's value.
@@ -28,7 +32,13 @@ impl Params {
     pub fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.get(name)
             .filter(|v| !v.is_empty())
-            .map(|v| v.parse().map_err(|_| ApiError::bad_request(format!("{name}: invalid value \"{v}\": must be a non-negative integer"))))
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name}: invalid value \"{v}\": must be a non-negative integer"
+                    ))
+                })
+            })
             .transpose()
     }
 }
@@ -39,7 +49,8 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let params = Params::parse("labelSelector=app%3Dagent%2Ctier%20in%20(a)&watch=1&limit=5&bad=x");
+        let params =
+            Params::parse("labelSelector=app%3Dagent%2Ctier%20in%20(a)&watch=1&limit=5&bad=x");
         assert_eq!(params.get("labelSelector"), Some("app=agent,tier in (a)"));
         assert!(params.flag("watch"));
         assert_eq!(params.number("limit").unwrap(), Some(5));

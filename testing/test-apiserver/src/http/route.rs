@@ -59,11 +59,17 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis"] => Some(Route::Groups),
         ["apis", group] => Some(Route::Group(group.to_string())),
         ["api", version] => Some(Route::GroupVersion(String::new(), version.to_string())),
-        ["apis", group, version] => Some(Route::GroupVersion(group.to_string(), version.to_string())),
+        ["apis", group, version] => {
+            Some(Route::GroupVersion(group.to_string(), version.to_string()))
+        }
         ["openapi", "v2"] | ["swagger.json"] => Some(Route::OpenApiV2),
         ["openapi", "v3"] => Some(Route::OpenApiV3Index),
-        ["openapi", "v3", "api", version] => Some(Route::OpenApiV3(String::new(), version.to_string())),
-        ["openapi", "v3", "apis", group, version] => Some(Route::OpenApiV3(group.to_string(), version.to_string())),
+        ["openapi", "v3", "api", version] => {
+            Some(Route::OpenApiV3(String::new(), version.to_string()))
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            Some(Route::OpenApiV3(group.to_string(), version.to_string()))
+        }
         ["api", version, rest @ ..] => resource("", version, rest),
         ["apis", group, version, rest @ ..] => resource(group, version, rest),
         _ => None,
@@ -71,23 +77,30 @@ pub fn parse(path: &str) -> Option<Route> {
 }
 
 fn resource(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
-    let path = |namespace: Option<&str>, resource: &str, name: Option<&str>, subresource: Option<&str>| {
-        Some(Route::Resource(ResourcePath {
-            group: group.to_string(),
-            version: version.to_string(),
-            namespace: namespace.map(String::from),
-            resource: resource.to_string(),
-            name: name.map(String::from),
-            subresource: subresource.map(String::from),
-        }))
-    };
+    let path =
+        |namespace: Option<&str>, resource: &str, name: Option<&str>, subresource: Option<&str>| {
+            Some(Route::Resource(ResourcePath {
+                group: group.to_string(),
+                version: version.to_string(),
+                namespace: namespace.map(String::from),
+                resource: resource.to_string(),
+                name: name.map(String::from),
+                subresource: subresource.map(String::from),
+            }))
+        };
     match rest {
         // The namespace object itself and its subresources.
         ["namespaces", name] if group.is_empty() => path(None, "namespaces", Some(name), None),
-        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => path(None, "namespaces", Some(name), Some(sub)),
+        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => {
+            path(None, "namespaces", Some(name), Some(sub))
+        }
         ["namespaces", namespace, resource] => path(Some(namespace), resource, None, None),
-        ["namespaces", namespace, resource, name] => path(Some(namespace), resource, Some(name), None),
-        ["namespaces", namespace, resource, name, sub] => path(Some(namespace), resource, Some(name), Some(sub)),
+        ["namespaces", namespace, resource, name] => {
+            path(Some(namespace), resource, Some(name), None)
+        }
+        ["namespaces", namespace, resource, name, sub] => {
+            path(Some(namespace), resource, Some(name), Some(sub))
+        }
         [resource] => path(None, resource, None, None),
         [resource, name] => path(None, resource, Some(name), None),
         [resource, name, sub] => path(None, resource, Some(name), Some(sub)),
@@ -99,7 +112,13 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
 mod tests {
     use super::*;
 
-    fn res(group: &str, ns: Option<&str>, resource: &str, name: Option<&str>, sub: Option<&str>) -> Option<Route> {
+    fn res(
+        group: &str,
+        ns: Option<&str>,
+        resource: &str,
+        name: Option<&str>,
+        sub: Option<&str>,
+    ) -> Option<Route> {
         Some(Route::Resource(ResourcePath {
             group: group.into(),
             version: "v1".into(),
@@ -114,17 +133,44 @@ mod tests {
     fn paths() {
         assert_eq!(parse("/version"), Some(Route::Version));
         assert_eq!(parse("/api"), Some(Route::CoreVersions));
-        assert_eq!(parse("/api/v1"), Some(Route::GroupVersion(String::new(), "v1".into())));
+        assert_eq!(
+            parse("/api/v1"),
+            Some(Route::GroupVersion(String::new(), "v1".into()))
+        );
         assert_eq!(parse("/apis/apps"), Some(Route::Group("apps".into())));
-        assert_eq!(parse("/openapi/v3/apis/apps/v1"), Some(Route::OpenApiV3("apps".into(), "v1".into())));
+        assert_eq!(
+            parse("/openapi/v3/apis/apps/v1"),
+            Some(Route::OpenApiV3("apps".into(), "v1".into()))
+        );
         assert_eq!(parse("/api/v1/pods"), res("", None, "pods", None, None));
-        assert_eq!(parse("/api/v1/namespaces"), res("", None, "namespaces", None, None));
-        assert_eq!(parse("/api/v1/namespaces/gpu"), res("", None, "namespaces", Some("gpu"), None));
-        assert_eq!(parse("/api/v1/namespaces/gpu/status"), res("", None, "namespaces", Some("gpu"), Some("status")));
-        assert_eq!(parse("/api/v1/namespaces/gpu/pods"), res("", Some("gpu"), "pods", None, None));
-        assert_eq!(parse("/api/v1/namespaces/gpu/pods/p/status"), res("", Some("gpu"), "pods", Some("p"), Some("status")));
-        assert_eq!(parse("/apis/node.k8s.io/v1/runtimeclasses/nvidia"), res("node.k8s.io", None, "runtimeclasses", Some("nvidia"), None));
-        assert_eq!(parse("/apis/x.io/v1/things/a%3Ab"), res("x.io", None, "things", Some("a:b"), None));
+        assert_eq!(
+            parse("/api/v1/namespaces"),
+            res("", None, "namespaces", None, None)
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/gpu"),
+            res("", None, "namespaces", Some("gpu"), None)
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/gpu/status"),
+            res("", None, "namespaces", Some("gpu"), Some("status"))
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/gpu/pods"),
+            res("", Some("gpu"), "pods", None, None)
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/gpu/pods/p/status"),
+            res("", Some("gpu"), "pods", Some("p"), Some("status"))
+        );
+        assert_eq!(
+            parse("/apis/node.k8s.io/v1/runtimeclasses/nvidia"),
+            res("node.k8s.io", None, "runtimeclasses", Some("nvidia"), None)
+        );
+        assert_eq!(
+            parse("/apis/x.io/v1/things/a%3Ab"),
+            res("x.io", None, "things", Some("a:b"), None)
+        );
         assert_eq!(parse("/nope"), None);
     }
 }

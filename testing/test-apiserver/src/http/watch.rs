@@ -67,7 +67,10 @@ impl WatchRegistry {
 
     /// How many open watches the matcher selects.
     pub fn count(&self, matcher: &RequestMatch) -> usize {
-        self.open.values().filter(|(info, _)| matcher.matches(info)).count()
+        self.open
+            .values()
+            .filter(|(info, _)| matcher.matches(info))
+            .count()
     }
 }
 
@@ -88,15 +91,25 @@ impl Drop for Registration {
 /// Starts streaming and returns the response head.
 pub fn respond(shared: Arc<Shared>, plan: WatchPlan) -> Response<Body> {
     let (sender, body) = Channel::<Bytes, Infallible>::new(64);
-    let (id, close) = shared.watches.lock().expect("watches lock").register(plan.info.clone());
-    let registration = Registration { shared: shared.clone(), id };
+    let (id, close) = shared
+        .watches
+        .lock()
+        .expect("watches lock")
+        .register(plan.info.clone());
+    let registration = Registration {
+        shared: shared.clone(),
+        id,
+    };
     let bookmark_interval = shared.bookmark_interval;
     tokio::spawn(async move {
         let _registration = registration;
         stream(sender, plan, close, bookmark_interval).await;
     });
     let mut response = Response::new(Either::Right(body));
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -108,7 +121,8 @@ async fn send(sender: &mut Sender, event_type: &str, object: Value) -> bool {
 }
 
 fn bookmark(target: &Target, resource_version: u64, initial_events_end: bool) -> Value {
-    let mut metadata = json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
+    let mut metadata =
+        json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
@@ -116,7 +130,11 @@ fn bookmark(target: &Target, resource_version: u64, initial_events_end: bool) ->
 }
 
 fn expired_status(requested: u64, oldest: u64) -> Value {
-    ApiError::new(StatusReason::Expired, format!("too old resource version: {requested} ({oldest})")).to_status()
+    ApiError::new(
+        StatusReason::Expired,
+        format!("too old resource version: {requested} ({oldest})"),
+    )
+    .to_status()
 }
 
 /// The event a change becomes for this watch, if any: selector transitions turn into ADDED/DELETED.
@@ -126,7 +144,11 @@ fn event_for(target: &Target, query: &ListQuery, change: &Change) -> Option<(&'s
     }
     if target.resource.namespaced
         && let Some(namespace) = &target.namespace
-        && change.object.pointer("/metadata/namespace").and_then(Value::as_str) != Some(namespace.as_str())
+        && change
+            .object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            != Some(namespace.as_str())
     {
         return None;
     }
@@ -136,7 +158,10 @@ fn event_for(target: &Target, query: &ListQuery, change: &Change) -> Option<(&'s
         ChangeKind::Added => new_matches.then_some(("ADDED", new)),
         ChangeKind::Deleted => new_matches.then_some(("DELETED", new)),
         ChangeKind::Modified => {
-            let old_matches = change.old.as_ref().is_some_and(|old| query.matches(&target.encode(old.clone())));
+            let old_matches = change
+                .old
+                .as_ref()
+                .is_some_and(|old| query.matches(&target.encode(old.clone())));
             match (old_matches, new_matches) {
                 (true, true) => Some(("MODIFIED", new)),
                 (false, true) => Some(("ADDED", new)),
@@ -147,18 +172,42 @@ fn event_for(target: &Target, query: &ListQuery, change: &Change) -> Option<(&'s
     }
 }
 
-async fn stream(mut sender: Sender, plan: WatchPlan, close: Arc<Notify>, bookmark_interval: Duration) {
-    let WatchPlan { target, query, start, mut receiver, bookmarks, timeout, .. } = plan;
+async fn stream(
+    mut sender: Sender,
+    plan: WatchPlan,
+    close: Arc<Notify>,
+    bookmark_interval: Duration,
+) {
+    let WatchPlan {
+        target,
+        query,
+        start,
+        mut receiver,
+        bookmarks,
+        timeout,
+        ..
+    } = plan;
     let mut last_seen = 0;
     match start {
-        WatchStart::Snapshot { objects, resource_version, initial_events_end } => {
+        WatchStart::Snapshot {
+            objects,
+            resource_version,
+            initial_events_end,
+        } => {
             last_seen = resource_version;
             for object in objects {
                 if !send(&mut sender, "ADDED", object).await {
                     return;
                 }
             }
-            if initial_events_end && !send(&mut sender, "BOOKMARK", bookmark(&target, resource_version, true)).await {
+            if initial_events_end
+                && !send(
+                    &mut sender,
+                    "BOOKMARK",
+                    bookmark(&target, resource_version, true),
+                )
+                .await
+            {
                 return;
             }
         }
@@ -179,7 +228,10 @@ async fn stream(mut sender: Sender, plan: WatchPlan, close: Arc<Notify>, bookmar
     }
     let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(30 * 60)));
     tokio::pin!(deadline);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_interval, bookmark_interval);
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + bookmark_interval,
+        bookmark_interval,
+    );
     loop {
         tokio::select! {
             received = receiver.recv() => match received {
