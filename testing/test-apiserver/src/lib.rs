@@ -2,20 +2,35 @@
 //!
 //! It serves discovery, CRUD, list/watch, merge/strategic/JSON patch, server-side apply with field
 //! ownership, the status subresource, selectors, garbage collection and Table output well enough for
-//! kube-rs (`Api`, `watcher`, `Controller`), the real `kubectl` and both `helm` lines, and lets a test
-//! inspect and mutate state directly, inject faults and count requests.
+//! kube-rs (`Api`, `watcher`, `Controller`, kube-lease-manager), the real `kubectl` and both `helm`
+//! lines, and lets a test inspect and mutate state directly, inject faults and count requests.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), test_apiserver::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use k8s_openapi::api::apps::v1::DaemonSet;
 //! use test_apiserver::{Config, DraVersion, Fault, RequestMatch, TestApiServer, Verb};
+//!
 //! let server = TestApiServer::start(Config::default().dra_versions(&[DraVersion::V1])).await?;
-//! std::env::set_var("KUBECONFIG", server.kubeconfig_path());
-//! server.inject(Fault::fail(RequestMatch::resource("daemonsets").verb(Verb::Patch), 500).times(3));
+//! server.create_object(serde_json::json!({
+//!     "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"
+//! }))?;
+//! server.inject(Fault::fail(RequestMatch::resource("daemonsets").apply(), 500).times(3));
+//! let operator = std::process::Command::new("target/debug/operator")
+//!     .env("KUBECONFIG", server.kubeconfig_path())
+//!     .spawn()?;
+//! let daemonset = server
+//!     .wait_for("the agent DaemonSet", Duration::from_secs(10), |s| s.get::<DaemonSet>(Some("gpu-diagnostics"), "agent"))
+//!     .await?;
 //! let mark = server.mark();
-//! // ... run the operator ...
-//! let writes = server.count(mark, &RequestMatch::resource("daemonsets").writes());
-//! # Ok(()) }
+//! tokio::time::sleep(Duration::from_secs(30)).await;
+//! assert_eq!(server.count(mark, &RequestMatch::any().writes()), 0);
+//! # drop((operator, daemonset)); Ok(()) }
 //! ```
+//!
+//! Semantics worth knowing: garbage collection, namespace and CRD deletion run synchronously inside the
+//! request that triggers them; `Config::default()` serves no `resource.k8s.io` version; the server's own
+//! writes are never logged, only HTTP requests are.
 
 pub mod catalog;
 mod config;

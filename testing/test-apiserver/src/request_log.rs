@@ -25,7 +25,7 @@ pub struct RequestRecord {
     pub field_manager: Option<String>,
     /// `User-Agent` header.
     pub user_agent: String,
-    /// HTTP status code answered (200 for a watch that started).
+    /// HTTP status code answered (200 for a watch that started; 0 while the request is in flight).
     pub status: u16,
     /// Whether the request changed stored state.
     pub changed: bool,
@@ -61,10 +61,21 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// Appends a record, numbering it.
-    pub fn push(&mut self, mut record: RequestRecord) {
-        record.sequence = self.records.len() as u64;
+    /// Appends a record, numbering it; returns its sequence number. Requests are recorded when they
+    /// arrive, so a mark taken after a write became visible always comes after that write's record.
+    pub fn push(&mut self, mut record: RequestRecord) -> u64 {
+        let sequence = self.records.len() as u64;
+        record.sequence = sequence;
         self.records.push(record);
+        sequence
+    }
+
+    /// Fills in how a recorded request ended.
+    pub fn finish(&mut self, sequence: u64, status: u16, changed: bool) {
+        if let Some(record) = self.records.get_mut(sequence as usize) {
+            record.status = status;
+            record.changed = changed;
+        }
     }
 
     /// The position after the last record.

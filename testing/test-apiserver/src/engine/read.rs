@@ -44,7 +44,12 @@ pub enum WatchStart {
         initial_events_end: bool,
     },
     /// Replayed changes after the requested resourceVersion, then live changes.
-    Replay(Vec<Arc<Change>>),
+    Replay {
+        /// The changes to replay, oldest first.
+        changes: Vec<Arc<Change>>,
+        /// The latest resourceVersion when the watch started (everything up to it is replayed).
+        resource_version: u64,
+    },
     /// The requested resourceVersion is no longer kept: send 410 Gone.
     Expired {
         /// The resourceVersion the client asked for.
@@ -121,7 +126,10 @@ impl State {
                     )
                 })?;
                 match self.store.changes_since(rv) {
-                    Ok(changes) => WatchStart::Replay(changes),
+                    Ok(changes) => WatchStart::Replay {
+                        changes,
+                        resource_version: self.store.resource_version(),
+                    },
                     Err(Expired { oldest }) => WatchStart::Expired {
                         requested: rv,
                         oldest,

@@ -131,10 +131,23 @@ async fn handle(
     );
 
     let verdict = shared.faults.lock().expect("faults lock").decide(&info);
+    let injected = verdict.failure.is_some();
+    let sequence = shared.log.lock().expect("log lock").push(RequestRecord {
+        sequence: 0,
+        at,
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        info: info.clone(),
+        field_manager: params.get("fieldManager").map(String::from),
+        user_agent: header(http::header::USER_AGENT),
+        status: 0,
+        changed: false,
+        injected,
+    });
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
-    let injected = verdict.failure.is_some();
     let outcome = match verdict.failure {
         Some(error) => Outcome::error(&error),
         None => handlers::dispatch(
@@ -149,20 +162,7 @@ async fn handle(
         .unwrap_or_else(|error| Outcome::error(&error)),
     };
 
-    let mut record = RequestRecord {
-        sequence: 0,
-        at,
-        method: parts.method.to_string(),
-        path,
-        query,
-        info,
-        field_manager: params.get("fieldManager").map(String::from),
-        user_agent: header(http::header::USER_AGENT),
-        status: 200,
-        changed: false,
-        injected,
-    };
-    let response = match outcome {
+    let (status, changed, response) = match outcome {
         Outcome::Document {
             status,
             body,
@@ -171,9 +171,7 @@ async fn handle(
             warnings,
             retry_after,
         } => {
-            record.status = status;
-            record.changed = changed;
-            tracing::debug!(method = %record.method, path = %record.path, query = %record.query, content_type = %request_content_type, status, "request");
+            tracing::debug!(method = %parts.method, %path, %query, content_type = %request_content_type, status, "request");
             let mut response =
                 Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
             *response.status_mut() =
@@ -193,14 +191,18 @@ async fn handle(
             if let Some(seconds) = retry_after {
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            response
+            (status, changed, response)
         }
         Outcome::Watch(plan) => {
-            tracing::debug!(method = %record.method, path = %record.path, "watch");
-            watch::respond(shared.clone(), *plan)
+            tracing::debug!(method = %parts.method, %path, %query, "watch");
+            (200, false, watch::respond(shared.clone(), *plan))
         }
     };
-    shared.log.lock().expect("log lock").push(record);
+    shared
+        .log
+        .lock()
+        .expect("log lock")
+        .finish(sequence, status, changed);
     Ok(response)
 }
 

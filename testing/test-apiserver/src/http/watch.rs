@@ -187,14 +187,12 @@ async fn stream(
         timeout,
         ..
     } = plan;
-    let mut last_seen = 0;
-    match start {
+    let mut last_seen = match start {
         WatchStart::Snapshot {
             objects,
             resource_version,
             initial_events_end,
         } => {
-            last_seen = resource_version;
             for object in objects {
                 if !send(&mut sender, "ADDED", object).await {
                     return;
@@ -210,22 +208,26 @@ async fn stream(
             {
                 return;
             }
+            resource_version
         }
-        WatchStart::Replay(changes) => {
+        WatchStart::Replay {
+            changes,
+            resource_version,
+        } => {
             for change in changes {
-                last_seen = change.resource_version;
                 if let Some((event_type, object)) = event_for(&target, &query, &change)
                     && !send(&mut sender, event_type, object).await
                 {
                     return;
                 }
             }
+            resource_version
         }
         WatchStart::Expired { requested, oldest } => {
             let _ = send(&mut sender, "ERROR", expired_status(requested, oldest)).await;
             return;
         }
-    }
+    };
     let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(30 * 60)));
     tokio::pin!(deadline);
     let mut ticks = tokio::time::interval_at(

@@ -113,6 +113,25 @@ async fn typed_crud_and_real_error_bodies() {
 
     api.delete("c", &DeleteParams::default()).await.unwrap();
     assert!(server.get::<ConfigMap>(Some("default"), "c").is_none());
+
+    for (name, app) in [("x", "agent"), ("y", "agent"), ("z", "other")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}}))
+                .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=agent"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = server
+        .list::<ConfigMap>(Some("default"))
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["z"]);
 }
 
 #[tokio::test]

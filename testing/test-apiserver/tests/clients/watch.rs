@@ -104,6 +104,48 @@ async fn raw_watch_events_arrive_in_resource_version_order() {
 }
 
 #[tokio::test]
+async fn bookmarks_and_timeouts() {
+    let server =
+        TestApiServer::start(Config::default().bookmark_interval(Duration::from_millis(100)))
+            .await
+            .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client().unwrap(), "default");
+    api.create(&PostParams::default(), &config_map("a", json!({})))
+        .await
+        .unwrap();
+    let current = server.resource_version();
+    let started = std::time::Instant::now();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1), &current.to_string())
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Bookmark(bookmark) => {
+            assert_eq!(bookmark.metadata.resource_version, current.to_string())
+        }
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        assert!(matches!(event, WatchEvent::Bookmark(_)), "{event:?}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "timeoutSeconds=1 ended the stream after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
 async fn watcher_lists_then_follows_with_selectors() {
     let server = TestApiServer::start(Config::default()).await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client().unwrap(), "default");
