@@ -178,6 +178,36 @@ impl ApiError {
         error
     }
 
+    /// 422 Invalid with several causes: `Kind.group "name" is invalid: [a: x, b: y]`.
+    pub fn invalid_fields(
+        group: &str,
+        kind: &str,
+        name: &str,
+        violations: &[(String, String)],
+    ) -> Self {
+        let listed: Vec<String> = violations
+            .iter()
+            .map(|(field, problem)| format!("{field}: {problem}"))
+            .collect();
+        let summary = match listed.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut error = Self::new(
+            StatusReason::Invalid,
+            format!(
+                "{} \"{name}\" is invalid: {summary}",
+                qualified(group, kind)
+            ),
+        );
+        let causes: Vec<Value> = violations
+            .iter()
+            .map(|(field, problem)| json!({"reason": "FieldValueInvalid", "message": problem, "field": field}))
+            .collect();
+        error.details = Some(json!({"name": name, "group": group, "kind": kind, "causes": causes}));
+        error
+    }
+
     /// 405 for a verb the resource does not support.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(StatusReason::MethodNotAllowed, message)

@@ -2,9 +2,11 @@
 //! objects (metadata, generation, status subresource, field ownership, finalizers, garbage collection).
 //! Everything here is synchronous and runs under the server's state lock; HTTP lives in `http`.
 
+mod checks;
 mod delete;
 mod gc;
 mod read;
+mod rules;
 mod write;
 
 use serde_json::{Value, json};

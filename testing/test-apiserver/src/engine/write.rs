@@ -4,6 +4,14 @@
 
 use serde_json::{Value, json};
 
+use super::checks::{
+    check_name, check_resource_version, check_type_meta, conflict_error, invalid_name,
+    place_namespace,
+};
+use super::rules::{
+    fold_string_data, keep_server_metadata, namespace_defaults, outside_metadata_and_status,
+    same_object, separate_status, strip_admin_access, uses_admin_access,
+};
 use super::{State, Target, meta_str, metadata_mut, terminating};
 use crate::crd;
 use crate::error::{ApiError, StatusReason};
@@ -163,7 +171,7 @@ impl State {
         check_name(target, &mut applied)?;
         if let Some(schema) = target.version.schema.clone() {
             let mut pruned_copy = applied.clone();
-            let unknown = prune_and_default_unknown_only(&mut pruned_copy, &schema);
+            let unknown = prune_and_default(&mut pruned_copy, &schema);
             if let Some(field) = unknown.first() {
                 // The real server answers this with a bare 500 (kubernetes/kubernetes#139253).
                 return Err(ApiError::internal(format!(
@@ -452,6 +460,18 @@ impl State {
             }
             _ => {}
         }
+        if let Some(schema) = target.version.schema.as_deref() {
+            let violations = crate::schema::validate(&hub, schema);
+            if !violations.is_empty() {
+                let name = meta_str(&hub, "name").unwrap_or_default();
+                return Err(ApiError::invalid_fields(
+                    &target.resource.group,
+                    kind,
+                    name,
+                    &violations,
+                ));
+            }
+        }
         if let Some(old) = &old_hub
             && same_object(old, &hub)
         {
@@ -511,300 +531,4 @@ fn namespace_store() -> crate::catalog::StoreKey {
         group: String::new(),
         resource: "namespaces".into(),
     }
-}
-
-/// Fills the namespace of a namespaced object from the path, or refuses a mismatch.
-fn place_namespace(target: &Target, object: &mut Value) -> Result<String, ApiError> {
-    let metadata = metadata_mut(object);
-    if !target.resource.namespaced {
-        metadata.remove("namespace");
-        return Ok(String::new());
-    }
-    let from_path = target.namespace.clone().unwrap_or_default();
-    match metadata
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        Some(ns) if ns != from_path => Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        )),
-        _ => {
-            metadata.insert("namespace".into(), json!(from_path));
-            Ok(from_path)
-        }
-    }
-}
-
-/// Fills `apiVersion`/`kind` or refuses ones that do not match the endpoint.
-fn check_type_meta(target: &Target, object: &mut Value) -> Result<(), ApiError> {
-    if !object.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON or YAML object",
-        ));
-    }
-    let api_version = target.api_version();
-    match object.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if !v.is_empty() && v != api_version => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({api_version})"
-            )));
-        }
-        _ => object["apiVersion"] = json!(api_version),
-    }
-    match object.get("kind").and_then(Value::as_str) {
-        Some(k) if !k.is_empty() && k != target.resource.kind => {
-            Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                target.resource.kind
-            )))
-        }
-        _ => {
-            object["kind"] = json!(target.resource.kind);
-            Ok(())
-        }
-    }
-}
-
-/// The object's name must match the URL; a missing one is filled from it.
-fn check_name(target: &Target, object: &mut Value) -> Result<(), ApiError> {
-    let url_name = target.name.clone().unwrap_or_default();
-    match meta_str(object, "name") {
-        Some(name) if !name.is_empty() && name != url_name => Err(ApiError::bad_request(format!(
-            "the name of the object ({name}) does not match the name on the URL ({url_name})"
-        ))),
-        _ => {
-            metadata_mut(object).insert("name".into(), json!(url_name));
-            if target.resource.namespaced {
-                let namespace = target.namespace.clone().unwrap_or_default();
-                match meta_str(object, "namespace") {
-                    Some(ns) if !ns.is_empty() && ns != namespace => {
-                        return Err(ApiError::bad_request(
-                            "the namespace of the provided object does not match the namespace sent on the request",
-                        ));
-                    }
-                    _ => {
-                        metadata_mut(object).insert("namespace".into(), json!(namespace));
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// A non-empty `metadata.resourceVersion` in the request must equal the stored one (optimistic concurrency).
-fn check_resource_version(target: &Target, old: &Value, new: &Value) -> Result<(), ApiError> {
-    match meta_str(new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-        Some(rv) if Some(rv) != meta_str(old, "resourceVersion") => Err(ApiError::stale(
-            &target.resource.group,
-            &target.resource.plural,
-            meta_str(old, "name").unwrap_or_default(),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Status writes change only `status`; main-resource writes keep the stored `status` when it is a subresource.
-fn separate_status(target: &Target, old: &Value, new: &mut Value) {
-    if !target.resource.status_subresource {
-        return;
-    }
-    if target.status {
-        let status = new.get("status").cloned();
-        let managed = new.pointer("/metadata/managedFields").cloned();
-        *new = old.clone();
-        match status {
-            Some(status) => new["status"] = status,
-            None => {
-                new.as_object_mut().map(|m| m.remove("status"));
-            }
-        }
-        if let Some(managed) = managed {
-            metadata_mut(new).insert("managedFields".into(), managed);
-        }
-    } else {
-        match old.get("status") {
-            Some(status) => new["status"] = status.clone(),
-            None => {
-                new.as_object_mut().map(|m| m.remove("status"));
-            }
-        }
-    }
-}
-
-/// Metadata only the server sets survives every write.
-fn keep_server_metadata(old: &Value, new: &mut Value) {
-    let metadata = metadata_mut(new);
-    for field in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "resourceVersion",
-    ] {
-        match old.pointer(&format!("/metadata/{field}")) {
-            Some(value) => {
-                metadata.insert(field.into(), value.clone());
-            }
-            None => {
-                metadata.remove(field);
-            }
-        }
-    }
-}
-
-fn outside_metadata_and_status(object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        for key in ["metadata", "status", "apiVersion", "kind"] {
-            map.remove(key);
-        }
-    }
-    copy
-}
-
-/// Equal apart from resourceVersion and managedFields timestamps.
-fn same_object(old: &Value, new: &Value) -> bool {
-    let strip = |o: &Value| {
-        let mut copy = o.clone();
-        if let Some(m) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        copy
-    };
-    strip(old) == strip(new) && managed::Managed::of(old).same_ownership(&managed::Managed::of(new))
-}
-
-fn namespace_defaults(namespace: &mut Value) {
-    let name = meta_str(namespace, "name").unwrap_or_default().to_string();
-    let metadata = metadata_mut(namespace);
-    let labels = metadata.entry("labels").or_insert_with(|| json!({}));
-    if let Some(labels) = labels.as_object_mut() {
-        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-    }
-    if namespace.pointer("/spec/finalizers").is_none() {
-        namespace["spec"] = json!({"finalizers": ["kubernetes"]});
-    }
-    let phase = if terminating(namespace) {
-        "Terminating"
-    } else {
-        "Active"
-    };
-    namespace["status"] = json!({"phase": phase});
-}
-
-/// `stringData` is write-only: the server merges it into `data` (base64) and drops it.
-fn fold_string_data(secret: &mut Value) {
-    use base64::Engine as _;
-    let Some(Value::Object(string_data)) =
-        secret.as_object_mut().and_then(|s| s.remove("stringData"))
-    else {
-        return;
-    };
-    if !secret.get("data").is_some_and(Value::is_object) {
-        secret["data"] = json!({});
-    }
-    for (key, value) in string_data {
-        let text = value.as_str().unwrap_or_default();
-        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
-    }
-}
-
-fn requests_mut(object: &mut Value) -> Vec<&mut Value> {
-    let pointer = match object.get("kind").and_then(Value::as_str) {
-        Some("ResourceClaim") => "/spec/devices/requests",
-        _ => "/spec/spec/devices/requests",
-    };
-    object
-        .pointer_mut(pointer)
-        .and_then(Value::as_array_mut)
-        .map(|r| r.iter_mut().collect())
-        .unwrap_or_default()
-}
-
-fn uses_admin_access(object: &Value) -> bool {
-    let mut copy = object.clone();
-    requests_mut(&mut copy)
-        .iter()
-        .any(|r| r.pointer("/exactly/adminAccess").is_some())
-}
-
-/// What the apiserver does with the DRA admin-access gate off: drop the field, no error.
-fn strip_admin_access(object: &mut Value) {
-    for request in requests_mut(object) {
-        if let Some(exactly) = request.get_mut("exactly").and_then(Value::as_object_mut) {
-            exactly.remove("adminAccess");
-        }
-        if let Some(subrequests) = request
-            .get_mut("firstAvailable")
-            .and_then(Value::as_array_mut)
-        {
-            for sub in subrequests.iter_mut().filter_map(Value::as_object_mut) {
-                sub.remove("adminAccess");
-            }
-        }
-    }
-}
-
-/// RFC 1123 subdomain check of object names; the problem, if any.
-fn invalid_name(name: &str) -> Option<&'static str> {
-    let ok = name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    (!ok).then_some(
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', \
-         and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation \
-         is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-    )
-}
-
-fn conflict_error(target: &Target, conflicts: &[managed::Conflict]) -> ApiError {
-    let message = match conflicts {
-        [one] => format!(
-            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
-            one.manager, one.api_version, one.field
-        ),
-        many => {
-            let lines: Vec<String> = many
-                .iter()
-                .map(|c| {
-                    format!(
-                        "conflict with \"{}\" using {}: {}",
-                        c.manager, c.api_version, c.field
-                    )
-                })
-                .collect();
-            format!(
-                "Apply failed with {} conflicts: {}",
-                many.len(),
-                lines.join("\n")
-            )
-        }
-    };
-    let mut error = ApiError::new(StatusReason::Conflict, message);
-    error.details = Some(json!({
-        "name": target.name.clone().unwrap_or_default(),
-        "group": target.resource.group,
-        "kind": target.resource.plural,
-        "causes": conflicts.iter().map(|c| json!({
-            "reason": "FieldManagerConflict",
-            "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
-            "field": c.field,
-        })).collect::<Vec<_>>(),
-    }));
-    error
-}
-
-/// Unknown fields of an applied configuration (pruning a copy tells which).
-fn prune_and_default_unknown_only(object: &mut Value, schema: &Value) -> Vec<String> {
-    prune_and_default(object, schema)
 }
