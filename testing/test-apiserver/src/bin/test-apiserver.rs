@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use serde::Deserialize as _;
 use test_apiserver::{Config, DraVersion, TestApiServer};
 
 /// Command line of the test API server.
@@ -56,8 +57,6 @@ fn load_seed(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
     }
     Ok(objects)
 }
-
-use serde::Deserialize as _;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {

@@ -156,11 +156,6 @@ impl State {
             status: false,
         })
     }
-
-    /// The current time as the API server writes it.
-    pub fn now(&self) -> String {
-        now()
-    }
 }
 
 /// RFC 3339 UTC time with second precision, as in `creationTimestamp`.

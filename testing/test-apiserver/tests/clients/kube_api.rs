@@ -450,3 +450,65 @@ async fn events_from_the_kube_recorder_are_visible_as_core_events() {
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].message.as_deref(), Some("no nvidia handler"));
 }
+
+#[tokio::test]
+async fn admin_access_gate_off_drops_the_field_silently() {
+    let server = TestApiServer::start(
+        Config::default()
+            .dra_versions(&[DraVersion::V1beta1])
+            .admin_access(false),
+    )
+    .await
+    .unwrap();
+    server
+        .create_object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu"}}),
+        )
+        .unwrap();
+    let client = server.client().unwrap();
+    let (resource, _) = discovery::group(&client, "resource.k8s.io")
+        .await
+        .unwrap()
+        .recommended_kind("ResourceClaimTemplate")
+        .unwrap();
+    assert_eq!(resource.version, "v1beta1");
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "gpu", &resource);
+    let template = json!({
+        "apiVersion": "resource.k8s.io/v1beta1", "kind": "ResourceClaimTemplate", "metadata": {"name": "admin"},
+        "spec": {"spec": {"devices": {"requests": [
+            {"name": "gpus", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All", "adminAccess": true}
+        ]}}}
+    });
+    api.patch(
+        "admin",
+        &PatchParams::apply("operator"),
+        &Patch::Apply(&template),
+    )
+    .await
+    .unwrap();
+    let stored = api.get("admin").await.unwrap();
+    let request = &stored.data["spec"]["spec"]["devices"]["requests"][0];
+    assert_eq!(request["allocationMode"], "All");
+    assert!(request.get("adminAccess").is_none(), "{request}");
+
+    server.set_admin_access(true);
+    api.patch(
+        "admin",
+        &PatchParams::apply("operator"),
+        &Patch::Apply(&template),
+    )
+    .await
+    .unwrap();
+    let stored = server
+        .get_object(
+            "resource.k8s.io/v1beta1",
+            "ResourceClaimTemplate",
+            Some("gpu"),
+            "admin",
+        )
+        .unwrap();
+    assert_eq!(
+        stored["spec"]["spec"]["devices"]["requests"][0]["adminAccess"],
+        true
+    );
+}
