@@ -1,0 +1,148 @@
+//! The request log: every request the server answered, so a test can count writes per resource since a
+//! mark (idempotence), or see that a client backed off under failure.
+
+use std::time::SystemTime;
+
+use crate::patch::PatchType;
+use crate::request::{RequestInfo, RequestMatch, Verb};
+
+/// One answered request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    /// Position in the log (starts at 0).
+    pub sequence: u64,
+    /// When the request arrived.
+    pub at: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// URL query (without `?`).
+    pub query: String,
+    /// Kubernetes meaning of the request.
+    pub info: RequestInfo,
+    /// `fieldManager` query parameter.
+    pub field_manager: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// HTTP status code answered (200 for a watch that started; 0 while the request is in flight).
+    pub status: u16,
+    /// Whether the request changed stored state.
+    pub changed: bool,
+    /// Whether an injected fault answered it.
+    pub injected: bool,
+}
+
+impl RequestRecord {
+    /// The verb, if it was a resource request.
+    pub fn verb(&self) -> Option<Verb> {
+        self.info.verb
+    }
+
+    /// The plural resource, if any.
+    pub fn resource(&self) -> Option<&str> {
+        self.info.resource.as_deref()
+    }
+
+    /// The patch type of a PATCH.
+    pub fn patch_type(&self) -> Option<PatchType> {
+        self.info.patch_type
+    }
+}
+
+/// A position in the log; counts "since a mark" start after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogMark(pub u64);
+
+/// All answered requests in arrival order.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    records: Vec<RequestRecord>,
+}
+
+impl RequestLog {
+    /// Appends a record, numbering it; returns its sequence number. Requests are recorded when they
+    /// arrive, so a mark taken after a write became visible always comes after that write's record.
+    pub fn push(&mut self, mut record: RequestRecord) -> u64 {
+        let sequence = self.records.len() as u64;
+        record.sequence = sequence;
+        self.records.push(record);
+        sequence
+    }
+
+    /// Fills in how a recorded request ended.
+    pub fn finish(&mut self, sequence: u64, status: u16, changed: bool) {
+        if let Some(record) = self.records.get_mut(sequence as usize) {
+            record.status = status;
+            record.changed = changed;
+        }
+    }
+
+    /// The position after the last record.
+    pub fn mark(&self) -> LogMark {
+        LogMark(self.records.len() as u64)
+    }
+
+    /// Records from `mark` on.
+    pub fn since(&self, mark: LogMark) -> &[RequestRecord] {
+        let start = (mark.0 as usize).min(self.records.len());
+        &self.records[start..]
+    }
+
+    /// Records from `mark` on that the matcher selects.
+    pub fn matching(&self, mark: LogMark, matcher: &RequestMatch) -> Vec<RequestRecord> {
+        self.since(mark)
+            .iter()
+            .filter(|r| matcher.matches(&r.info))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(verb: Verb, resource: &str) -> RequestRecord {
+        RequestRecord {
+            sequence: 0,
+            at: SystemTime::now(),
+            method: "PATCH".into(),
+            path: format!("/apis/apps/v1/namespaces/gpu/{resource}/x"),
+            query: String::new(),
+            info: RequestInfo {
+                verb: Some(verb),
+                resource: Some(resource.into()),
+                ..RequestInfo::default()
+            },
+            field_manager: None,
+            user_agent: "test".into(),
+            status: 200,
+            changed: true,
+            injected: false,
+        }
+    }
+
+    #[test]
+    fn counts_since_a_mark() {
+        let mut log = RequestLog::default();
+        log.push(record(Verb::Patch, "daemonsets"));
+        let mark = log.mark();
+        log.push(record(Verb::Get, "daemonsets"));
+        log.push(record(Verb::Patch, "daemonsets"));
+        log.push(record(Verb::Patch, "pods"));
+        assert_eq!(log.since(mark).len(), 3);
+        assert_eq!(log.since(mark)[0].sequence, 1);
+        assert_eq!(
+            log.matching(mark, &RequestMatch::resource("daemonsets").writes())
+                .len(),
+            1
+        );
+        assert_eq!(
+            log.matching(LogMark(0), &RequestMatch::any().writes())
+                .len(),
+            3
+        );
+        assert!(log.since(LogMark(99)).is_empty());
+    }
+}
