@@ -105,11 +105,10 @@ fn subset(desired: &Value, live: &Value, quantities: bool) -> bool {
             };
             fields.iter().all(|(key, value)| {
                 let live_value = live_fields.get(key).unwrap_or(&Value::Null);
-                let quantity_map = matches!(key.as_str(), "limits" | "requests");
-                if quantity_map {
-                    quantity_subset(value, live_value)
-                } else {
-                    subset(value, live_value, false)
+                match key.as_str() {
+                    "limits" | "requests" => quantity_subset(value, live_value),
+                    "ownerReferences" => keyed_subset(value, live_value, "uid"),
+                    _ => subset(value, live_value, false),
                 }
             })
         }
@@ -131,6 +130,18 @@ fn subset(desired: &Value, live: &Value, quantities: bool) -> bool {
             .zip(number.as_f64())
             .is_some_and(|(l, d)| l == d),
         scalar => scalar == live,
+    }
+}
+
+/// Subset for a list merged by key across field managers (each desired item is in the live list).
+fn keyed_subset(desired: &Value, live: &Value, key: &str) -> bool {
+    match (desired, live) {
+        (Value::Array(items), Value::Array(live_items)) => items.iter().all(|item| {
+            live_items
+                .iter()
+                .any(|l| l[key] == item[key] && subset(item, l, false))
+        }),
+        _ => subset(desired, live, false),
     }
 }
 
@@ -175,6 +186,20 @@ pub fn is_owned_by(live: &Value, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
 }
 
+/// Whether `live` has an owner reference to any `GpuDiagnosticsConfig` (the operator created it).
+pub fn is_owned_by_a_config(live: &Value) -> bool {
+    live["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r["kind"] == "GpuDiagnosticsConfig"
+                    && r["apiVersion"]
+                        .as_str()
+                        .is_some_and(|v| v.starts_with(&format!("{}/", crds::GROUP)))
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +226,16 @@ mod tests {
             &json!({"spec": {"containers": [{"image": "a:2"}, {"image": "b"}]}})
         ));
         assert!(!is_subset(&json!({"a": {"b": 1}}), &json!({"a": "text"})));
+        // Owner references are merged by uid across field managers.
+        let owners = json!({"metadata": {"ownerReferences": [{"uid": "a"}]}});
+        assert!(is_subset(
+            &owners,
+            &json!({"metadata": {"ownerReferences": [{"uid": "b"}, {"uid": "a"}]}})
+        ));
+        assert!(!is_subset(
+            &owners,
+            &json!({"metadata": {"ownerReferences": [{"uid": "b"}]}})
+        ));
     }
 
     #[test]
@@ -255,5 +290,9 @@ mod tests {
         assert!(!is_ours(&json!({"metadata": {}}), "a"));
         assert!(is_owned_by(&live, "u1"));
         assert!(!is_owned_by(&live, "u2"));
+        assert!(!is_owned_by_a_config(&live));
+        let created = json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "gpu.k8s-mcp-agent.io/v1alpha1", "kind": "GpuDiagnosticsConfig", "uid": "u3"}]}});
+        assert!(is_owned_by_a_config(&created));
     }
 }

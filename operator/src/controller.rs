@@ -233,7 +233,9 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         }
     }
 
-    let now = Timestamp::now();
+    // Whole seconds: the API server stores condition times with second precision.
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let problems = node_problems(&ProblemInput {
         pods: &observed.pods,
         events: &observed.events,
@@ -303,10 +305,12 @@ async fn ensure_namespace(
         issues.extend(namespace_label_issues(spec, resolution, live));
         return Ok(true);
     }
+    // Co-own a namespace the operator created for any config (so deleting one config does not
+    // delete another's agent); never adopt one somebody else created.
     let owned = observed
         .namespace
         .as_ref()
-        .is_none_or(|ns| apply::is_owned_by(ns, config.uid().as_deref().unwrap_or_default()));
+        .is_none_or(apply::is_owned_by_a_config);
     let desired = render::render(config, resolution, owned, &ctx.settings.operator_version)?;
     if let Some(object) = desired.namespace {
         let key = names::namespace_hash_annotation(&name);
@@ -792,7 +796,10 @@ async fn publish_transitions(
         ctx.publish(config, EventType::Warning, &reason, message)
             .await;
     }
+    let resolved =
+        condition(Some(new), GPU_ACCESS_RESOLVED).is_some_and(|(status, _, _)| status == "True");
     if let Some((status, reason, message)) = condition(Some(new), DEGRADED)
+        && resolved
         && status == "True"
         && condition(old, DEGRADED).map(|(s, r, _)| (s, r))
             != Some((status.clone(), reason.clone()))

@@ -291,14 +291,19 @@ impl Search<'_> {
                         resolution.needs_admin_probe = needs_probe;
                         return resolution;
                     }
-                    if let Some(why) = &candidate.admin_unusable {
-                        tried.push(format!("DRA admin access is unusable: {why}"));
-                    } else {
-                        tried.push(format!(
-                            "DRA ({}) has no admin access configured",
-                            self.describe_claim(&candidate.claim)
-                        ));
-                    }
+                    tried.push(match (&candidate.admin_unusable, &candidate.claim) {
+                        (Some(why), _) => format!("DRA admin access is unusable: {why}"),
+                        (None, Claim::UserTemplate { name }) => {
+                            format!("ResourceClaimTemplate \"{name}\" requests no admin access")
+                        }
+                        (None, Claim::Inline(_)) => {
+                            "gpu.resourceClaim.spec requests no admin access".into()
+                        }
+                        (None, Claim::Generated(_)) => {
+                            "DRA admin access is turned off (gpu.resourceClaim.adminAccess=false)"
+                                .into()
+                        }
+                    });
                     dra_fallback = Some(candidate);
                 }
             }
@@ -319,7 +324,7 @@ impl Search<'_> {
                         ResolutionReason::DevicePluginResourceFound,
                         format!(
                             "{}{found}, so each agent pod requests {count} {}: taken away from workloads, \
-                             and the agent sees only the GPU it was given",
+                             and the agent sees only the GPUs it was given",
                             skipped(&tried),
                             self.gpu_resource()
                         ),
@@ -416,7 +421,8 @@ impl Search<'_> {
             resolution.issues.push(Issue {
                 reason: IssueReason::PrerequisiteMissing,
                 message: format!(
-                    "{why}: agent pods stay Pending until the NVIDIA device plugin advertises it"
+                    "{why}: agent pods stay Pending until the NVIDIA device plugin advertises {resource} \
+                     on the selected nodes"
                 ),
             });
         }

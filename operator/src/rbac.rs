@@ -34,13 +34,6 @@ pub const RBAC_RULES: &[Rule] = &[
         why: "report mode, conditions and node problems",
     },
     Rule {
-        api_group: "gpu.k8s-mcp-agent.io",
-        resources: &["gpudiagnosticsconfigs/finalizers"],
-        verbs: &["update"],
-        resource_names: &[],
-        why: "set blockOwnerDeletion on owner references to a config",
-    },
-    Rule {
         api_group: "apiextensions.k8s.io",
         resources: &["customresourcedefinitions"],
         verbs: &["get", "create", "patch"],

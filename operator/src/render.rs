@@ -32,7 +32,8 @@ pub const DRA_ADMIN_LABELS: [&str; 2] = [
 ];
 
 /// The objects of one config, in apply order. `None` means "must not exist".
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Desired {
     /// The namespace, when `namespace.create` (applied with a per-config field manager).
     pub namespace: Option<Value>,
