@@ -89,6 +89,9 @@ struct Memory {
     reported_invalid: HashMap<String, String>,
     /// Last failure message published as an event, by config name.
     last_failure: HashMap<String, String>,
+    /// The status last written, by config uid, with the config's resourceVersion at the time: until
+    /// the watch delivers the write, the cached config still shows the older status.
+    written_status: HashMap<String, (Option<String>, GpuDiagnosticsConfigStatus)>,
 }
 
 impl Context {
@@ -207,8 +210,20 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
     let mut resolution = resolve_mode(spec, &facts);
     let mut issues = Vec::new();
 
-    let namespace_ready =
-        ensure_namespace(ctx, config, &resolution, &mut observed, &mut issues).await?;
+    let namespace_ready = if name.len() > crds::MAX_CONFIG_NAME_LEN {
+        issues.push(Issue {
+            reason: IssueReason::NameTooLong,
+            message: format!(
+                "metadata.name is {} characters but at most {} fit the agent's object names (k8s-mcp-agent-<name>): \
+                 re-create the GpuDiagnosticsConfig with a shorter name",
+                name.len(),
+                crds::MAX_CONFIG_NAME_LEN
+            ),
+        });
+        false
+    } else {
+        ensure_namespace(ctx, config, &resolution, &mut observed, &mut issues).await?
+    };
     if namespace_ready && resolution.needs_admin_probe {
         facts.admin_access = probe_admin_access(ctx, config, &uid, &facts).await?;
         resolution = resolve_mode(spec, &facts);
@@ -246,8 +261,16 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         now,
     });
     let problem_count = problems.len();
+    let seen_version = config.metadata.resource_version.clone();
+    let previous = ctx
+        .memory()
+        .written_status
+        .get(&uid)
+        .filter(|(version, _)| *version == seen_version)
+        .map(|(_, status)| status.clone())
+        .or_else(|| config.status.clone());
     let new_status = status::compute(
-        config.status.as_ref(),
+        previous.as_ref(),
         StatusInput {
             generation: config.metadata.generation,
             resolution: &resolution,
@@ -266,7 +289,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         new_status.number_ready,
         problem_count,
     );
-    if config.status.as_ref() != Some(&new_status) {
+    if previous.as_ref() != Some(&new_status) {
         let value = serde_json::to_value(&new_status).map_err(|source| Error::Decode {
             action: "serializing the status".into(),
             source,
@@ -274,7 +297,10 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         ctx.api.apply_status(&name, &value, names::MANAGER).await?;
         ctx.metrics.wrote("status");
         info!(config = %name, mode = ?new_status.mode, "status updated");
-        publish_transitions(ctx, config, config.status.as_ref(), &new_status).await;
+        publish_transitions(ctx, config, previous.as_ref(), &new_status).await;
+        ctx.memory()
+            .written_status
+            .insert(uid.clone(), (seen_version, new_status));
     }
     Ok(Action::requeue(ctx.settings.resync))
 }
@@ -893,9 +919,20 @@ pub async fn run(
         let reader = reader.clone();
         let health = health.clone();
         tokio::spawn(async move {
-            if reader.wait_until_ready().await.is_ok() {
-                info!("GpuDiagnosticsConfig cache synced");
-                health.set(Readiness::Ready);
+            // Re-poll: `wait_until_ready` keeps one waker, and the controller waits on the same
+            // store, so a single long wait here can miss its wake-up.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(200), reader.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        info!("GpuDiagnosticsConfig cache synced");
+                        health.set(Readiness::Ready);
+                        return;
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
             }
         });
     }

@@ -130,6 +130,9 @@ pub struct Issue {
 pub enum IssueReason {
     /// No access method could be resolved.
     NoGpuAccessMethod,
+    /// The config's name is too long for the names derived from it (the CRD's CEL rule was
+    /// bypassed, for example by an older CRD).
+    NameTooLong,
     /// The namespace to deploy into does not exist (and may not be created).
     NamespaceMissing,
     /// An object with the operator's name exists but belongs to someone else.
@@ -153,6 +156,7 @@ impl IssueReason {
     pub fn as_str(self) -> &'static str {
         match self {
             IssueReason::NoGpuAccessMethod => "NoGpuAccessMethod",
+            IssueReason::NameTooLong => "NameTooLong",
             IssueReason::NamespaceMissing => "NamespaceMissing",
             IssueReason::ObjectConflict => "ObjectConflict",
             IssueReason::PrerequisiteMissing => "PrerequisiteMissing",

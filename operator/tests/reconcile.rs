@@ -747,6 +747,25 @@ async fn a_malformed_config_is_reported_once_and_does_not_stop_others() {
 }
 
 #[tokio::test]
+async fn a_name_too_long_for_derived_names_writes_only_the_status() {
+    let fake = FakeApi::new();
+    fake.insert(runtime_class());
+    let name = "n".repeat(crds::MAX_CONFIG_NAME_LEN + 1);
+    seed_config(&fake, &name, json!({}));
+    let ctx = context(&fake);
+    run(&fake, &ctx, &name).await.unwrap();
+    assert_eq!(
+        fake.writes()[0],
+        format!("PATCH gpudiagnosticsconfigs/status {name}")
+    );
+    assert!(fake.writes()[1..].iter().all(|w| w == "EVENT"));
+    let (_, reason, message) = condition(&status_of(&fake, &name), "Degraded");
+    assert_eq!(reason, "NameTooLong");
+    assert!(message.contains("at most 49 fit"), "{message}");
+    assert_idle(&fake, &ctx, &name).await;
+}
+
+#[tokio::test]
 async fn a_config_being_deleted_is_left_to_the_garbage_collector() {
     let fake = FakeApi::new();
     seed_config(&fake, "default", json!({}));

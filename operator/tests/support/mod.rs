@@ -304,11 +304,101 @@ impl FakeApi {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let path = parts.uri.path().to_owned();
-        let query = parts.uri.query().unwrap_or_default().to_owned();
+        self.respond(
+            &parts.method,
+            &parts.uri,
+            content_type(&parts.headers),
+            &body,
+        )
+    }
+
+    /// Serves the fake over HTTP on a free local port (for black-box tests of the binary). Watch
+    /// requests are held open without events; everything else is answered as above.
+    pub async fn serve_http(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let fake = fake.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            let fake = fake.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let watch =
+                                    parts.uri.query().is_some_and(|q| q.contains("watch=true"));
+                                if watch {
+                                    fake.record(&parts.method, &parts.uri);
+                                    let never = futures::stream::pending::<
+                                        Result<hyper::body::Frame<Bytes>, Infallible>,
+                                    >();
+                                    let mut response =
+                                        Response::new(http_body_util::combinators::BoxBody::new(
+                                            http_body_util::StreamBody::new(never),
+                                        ));
+                                    response.headers_mut().insert(
+                                        http::header::CONTENT_TYPE,
+                                        http::HeaderValue::from_static("application/json"),
+                                    );
+                                    return Ok::<_, Infallible>(response);
+                                }
+                                let response = fake.respond(
+                                    &parts.method,
+                                    &parts.uri,
+                                    content_type(&parts.headers),
+                                    &body,
+                                );
+                                Ok(response.map(http_body_util::combinators::BoxBody::new))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn record(&self, method: &Method, uri: &http::Uri) {
+        let path = uri.path().to_owned();
+        let target = parse_path(&path);
+        self.state().log.push(Recorded {
+            method: method.clone(),
+            path,
+            query: uri.query().unwrap_or_default().to_owned(),
+            group: target.group,
+            resource: target.resource,
+            subresource: target.subresource,
+            namespace: target.namespace,
+            name: target.name,
+        });
+    }
+
+    fn respond(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        content_type: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let path = uri.path().to_owned();
+        let query = uri.query().unwrap_or_default().to_owned();
+        let parts_method = method.clone();
         let target = parse_path(&path);
         let recorded = Recorded {
-            method: parts.method.clone(),
+            method: parts_method.clone(),
             path: path.clone(),
             query: query.clone(),
             group: target.group.clone(),
@@ -322,7 +412,7 @@ impl FakeApi {
         if let Some((_, _, code)) = state
             .fail
             .iter()
-            .find(|(method, part, _)| *method == parts.method && path.contains(part.as_str()))
+            .find(|(method, part, _)| *method == parts_method && path.contains(part.as_str()))
         {
             return status(*code, "InternalError", "injected failure");
         }
@@ -335,7 +425,7 @@ impl FakeApi {
             target.namespace.clone().unwrap_or_default(),
             target.name.clone().unwrap_or_default(),
         );
-        match (&parts.method, &target.name) {
+        match (&parts_method, &target.name) {
             (&Method::GET, Some(_)) => match state.objects.get(&key) {
                 Some(object) => ok(object),
                 None => not_found(&target),
@@ -358,9 +448,22 @@ impl FakeApi {
                 )
             }
             (&Method::PATCH, Some(_)) => {
-                let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+                let Ok(patch) = serde_json::from_slice::<Value>(body) else {
                     return status(400, "BadRequest", "patch body is not JSON");
                 };
+                if !content_type.starts_with("application/apply-patch") {
+                    // Merge or strategic-merge patch (leader election uses these): merged into the
+                    // live object, `null` deletes.
+                    let Some(object) = state.objects.get_mut(&key) else {
+                        return not_found(&target);
+                    };
+                    merge_patch(object, &patch);
+                    state.resource_version += 1;
+                    let rv = state.resource_version.to_string();
+                    let object = state.objects.get_mut(&key).expect("checked above");
+                    object["metadata"]["resourceVersion"] = json!(rv);
+                    return ok(object);
+                }
                 let manager = query_param(&query, "fieldManager").unwrap_or_default();
                 let dry_run = query.contains("dryRun=All");
                 apply(&mut state, key, &target, patch, &manager, dry_run)
@@ -374,7 +477,7 @@ impl FakeApi {
                 ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
             }
             (&Method::POST, None) => {
-                let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
+                let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
                     return status(400, "BadRequest", "body is not JSON");
                 };
                 let name = object["metadata"]["name"]
@@ -382,8 +485,13 @@ impl FakeApi {
                     .unwrap_or("generated")
                     .to_owned();
                 let key = (key.0, key.1, key.2, name);
+                if state.objects.contains_key(&key) {
+                    return status(409, "AlreadyExists", "already exists");
+                }
                 state.next_uid += 1;
+                state.resource_version += 1;
                 object["metadata"]["uid"] = json!(format!("uid-{}", state.next_uid));
+                object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
                 state.objects.insert(key, object.clone());
                 let mut response = ok(&object);
                 *response.status_mut() = StatusCode::CREATED;
@@ -475,6 +583,34 @@ fn apply(
         state.applied.insert(key, managers);
     }
     ok(&object)
+}
+
+/// JSON merge patch (RFC 7386): maps merge, `null` deletes, everything else replaces.
+fn merge_patch(into: &mut Value, patch: &Value) {
+    match (into.as_object_mut(), patch.as_object()) {
+        (Some(into), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    into.remove(key);
+                } else if let Some(slot) = into
+                    .get_mut(key)
+                    .filter(|slot| slot.is_object() && value.is_object())
+                {
+                    merge_patch(slot, value);
+                } else {
+                    into.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        _ => *into = patch.clone(),
+    }
+}
+
+fn content_type(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// Deep merge: maps merge, lists replace, except ownerReferences (merged by uid).
@@ -676,6 +812,7 @@ fn key_of(object: &Value) -> Key {
         "ClusterRoleBinding" => "clusterrolebindings",
         "GpuDiagnosticsConfig" => "gpudiagnosticsconfigs",
         "CustomResourceDefinition" => "customresourcedefinitions",
+        "Lease" => "leases",
         other => panic!("the fake does not know kind {other}"),
     };
     (
