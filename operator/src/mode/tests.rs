@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::facts::NodeFacts;
+use crate::facts::{AdminAccess, NodeFacts, UserTemplate};
 
 fn spec(value: Value) -> GpuDiagnosticsConfigSpec {
     serde_json::from_value(value).expect("test spec parses")
