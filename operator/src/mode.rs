@@ -137,6 +137,8 @@ pub enum IssueReason {
     NamespaceMissing,
     /// An object with the operator's name exists but belongs to someone else.
     ObjectConflict,
+    /// The API server rejected an object built from the spec as invalid.
+    ObjectRejected,
     /// An explicit mode's prerequisite is missing.
     PrerequisiteMissing,
     /// DRA admin access was asked for but the cluster drops or refuses it.
@@ -159,6 +161,7 @@ impl IssueReason {
             IssueReason::NameTooLong => "NameTooLong",
             IssueReason::NamespaceMissing => "NamespaceMissing",
             IssueReason::ObjectConflict => "ObjectConflict",
+            IssueReason::ObjectRejected => "ObjectRejected",
             IssueReason::PrerequisiteMissing => "PrerequisiteMissing",
             IssueReason::AdminAccessUnavailable => "AdminAccessUnavailable",
             IssueReason::NamespaceLabelsMissing => "NamespaceLabelsMissing",

@@ -519,6 +519,36 @@ async fn a_foreign_object_with_our_name_is_reported_not_taken_over() {
 }
 
 #[tokio::test]
+async fn an_object_the_api_server_rejects_is_reported_in_the_status() {
+    let fake = FakeApi::new();
+    fake.insert(runtime_class());
+    seed_config(&fake, "default", json!({}));
+    fake.fail(Method::PATCH, "/daemonsets/", 422);
+    let ctx = context(&fake);
+    assert_eq!(
+        run(&fake, &ctx, "default").await.unwrap(),
+        Action::requeue(Duration::from_secs(60))
+    );
+    let (_, reason, message) = condition(&status_of(&fake, "default"), "Degraded");
+    assert_eq!(reason, "ObjectRejected");
+    assert!(
+        message.starts_with("the API server rejected DaemonSet gpu-diagnostics/k8s-mcp-agent-default: injected failure"),
+        "{message}"
+    );
+    fake.heal();
+    fake.clear_log();
+    run(&fake, &ctx, "default").await.unwrap();
+    assert!(
+        fake.writes()
+            .contains(&"PATCH daemonsets gpu-diagnostics/k8s-mcp-agent-default".to_owned())
+    );
+    assert_eq!(
+        condition(&status_of(&fake, "default"), "Degraded").1,
+        "NoMatchingNodes"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_namespace_that_may_not_be_created_is_reported() {
     let fake = FakeApi::new();
     fake.insert(runtime_class());

@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::Context;
 use crate::dra::{self, DraVersion};
-use crate::error::Result;
+use crate::error::{Error, Result, status_code};
 use crate::kube_api::resource_of;
 use crate::mode::{GpuAccess, Issue, IssueReason, Resolution};
 use crate::observe::Observed;
@@ -136,11 +136,12 @@ pub(super) async fn apply_children(
             .iter()
             .find(|s| object_name(s) == sa_name)
             .cloned();
-        let stored = ensure(ctx, &sa_resource, ns, sa, live.as_ref()).await?;
-        observed
-            .service_accounts
-            .retain(|s| object_name(s) != sa_name);
-        observed.service_accounts.push(stored);
+        if let Some(stored) = ensure(ctx, &sa_resource, ns, sa, live.as_ref(), issues).await? {
+            observed
+                .service_accounts
+                .retain(|s| object_name(s) != sa_name);
+            observed.service_accounts.push(stored);
+        }
     }
     let stale: Vec<String> = observed
         .service_accounts
@@ -267,27 +268,53 @@ pub(super) async fn apply_children(
     Ok(())
 }
 
-/// Applies `desired` unless `live` already matches; returns the stored object.
+/// Applies `desired` unless `live` already matches; returns the stored object. An object the API
+/// server rejects as invalid (a bad value the user passed through, such as a resource quantity the
+/// CRD schema cannot check) is reported as an issue, not retried as an error.
 pub(super) async fn ensure(
     ctx: &Context,
     resource: &ApiResource,
     namespace: Option<&str>,
     desired: Value,
     live: Option<&Value>,
-) -> Result<Value> {
+    issues: &mut Vec<Issue>,
+) -> Result<Option<Value>> {
     let stamped = apply::stamp(desired);
     if let Some(live) = live
         && apply::up_to_date(&stamped, Some(live))
     {
-        return Ok(live.clone());
+        return Ok(Some(live.clone()));
     }
     let name = object_name(&stamped);
-    let stored = ctx
+    match ctx
         .api
         .apply(resource, namespace, &name, &stamped, names::MANAGER, false)
-        .await?;
-    ctx.metrics.wrote("apply");
-    Ok(stored)
+        .await
+    {
+        Ok(stored) => {
+            ctx.metrics.wrote("apply");
+            Ok(Some(stored))
+        }
+        Err(Error::Kube { source, .. }) if matches!(status_code(&source), Some(400 | 422)) => {
+            let detail = match &source {
+                kube::Error::Api(status) => status.message.clone(),
+                other => other.to_string(),
+            };
+            let target = match namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name,
+            };
+            issues.push(Issue {
+                reason: IssueReason::ObjectRejected,
+                message: format!(
+                    "the API server rejected {} {target}: {detail}; fix the GpuDiagnosticsConfig field it comes from",
+                    resource.kind
+                ),
+            });
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// `ensure`, unless `live` exists and was not written by the operator for this config: then
@@ -319,9 +346,7 @@ pub(super) async fn ensure_owned(
         });
         return Ok(None);
     }
-    ensure(ctx, resource, namespace, desired, live)
-        .await
-        .map(Some)
+    ensure(ctx, resource, namespace, desired, live, issues).await
 }
 
 pub(super) async fn delete(

@@ -100,6 +100,7 @@ pub async fn run(
         }
     }
 
+    let metrics = ctx.metrics.clone();
     controller
         .with_config(
             ControllerConfig::default()
@@ -108,10 +109,17 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => debug!(config = %object.name, "reconciled"),
-                Err(error) => debug!(%error, "controller event"),
+        .for_each(|result| {
+            let metrics = metrics.clone();
+            async move {
+                match result {
+                    Ok((object, _)) => debug!(config = %object.name, "reconciled"),
+                    // A deleted config: its series go with it.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                        metrics.forget_config(&object.name)
+                    }
+                    Err(error) => debug!(%error, "controller event"),
+                }
             }
         })
         .await;
