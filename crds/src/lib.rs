@@ -5,6 +5,8 @@
 //! YAML and the Helm chart's `values.yaml` / `values.schema.json`; the spec's serde form is exactly
 //! the chart's configuration keys (`gpu`, `namespace`, `image`, ...). No I/O lives here.
 
+#![warn(missing_docs)]
+
 mod rules;
 mod spec;
 mod status;

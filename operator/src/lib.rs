@@ -7,6 +7,8 @@
 //! when it changed. [`controller`] sequences this; everything it calls into but `observe`,
 //! `kube_api`, `crd` and `leader` is pure.
 
+#![warn(missing_docs)]
+
 pub mod apply;
 pub mod controller;
 pub mod crd;
