@@ -224,46 +224,24 @@ pub(super) async fn apply_children(
         }
         _ => None,
     };
-    if let GpuAccess::Dra { version, .. } =
-        resolution
-            .access
-            .as_ref()
-            .unwrap_or(&GpuAccess::RuntimeClass {
-                name: String::new(),
-            })
-    {
-        let template_resource = version.resource_claim_templates();
+    // In DRA mode the template lives at the served version; otherwise any left-over one is
+    // removed at the version it was written in (the DaemonSet no longer references it).
+    let template_resource = match &resolution.access {
+        Some(GpuAccess::Dra { version, .. }) => Some(version.resource_claim_templates()),
+        _ => observed.claim_template.as_ref().map(template_resource_of),
+    };
+    if let Some(resource) = template_resource {
         match template {
             Some(template) => {
-                if let Some(stored) = ensure_owned(
-                    ctx,
-                    &name,
-                    &template_resource,
-                    ns,
-                    template,
-                    observed.claim_template.as_ref(),
-                    issues,
-                )
-                .await?
+                let live = observed.claim_template.as_ref();
+                if let Some(stored) =
+                    ensure_owned(ctx, &name, &resource, ns, template, live, issues).await?
                 {
                     observed.claim_template = Some(stored);
                 }
             }
-            None => {
-                delete_if_ours(
-                    ctx,
-                    &name,
-                    &template_resource,
-                    ns,
-                    &mut observed.claim_template,
-                )
-                .await?
-            }
+            None => delete_if_ours(ctx, &name, &resource, ns, &mut observed.claim_template).await?,
         }
-    } else if let Some(live) = &observed.claim_template {
-        // Left over from DRA mode: the DaemonSet no longer references it.
-        let resource = template_resource_of(live);
-        delete_if_ours(ctx, &name, &resource, ns, &mut observed.claim_template).await?;
     }
     Ok(())
 }
