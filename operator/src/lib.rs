@@ -1,0 +1,31 @@
+//! The k8s-mcp-agent operator: reconciles cluster-scoped `GpuDiagnosticsConfig`s into the agent
+//! DaemonSet, choosing the GPU access method the cluster supports.
+//!
+//! Data flows one way: a watch event → [`observe`] reads the world into [`facts::ClusterFacts`]
+//! (and the objects already written) → [`mode::resolve_mode`] → [`render::render`] →
+//! server-side apply of what differs ([`apply`]) → [`status::compute`] → a status patch only
+//! when it changed. [`controller`] sequences this; everything it calls into but `observe`,
+//! `kube_api`, `crd` and `leader` is pure.
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod controller;
+pub mod crd;
+pub mod dra;
+pub mod error;
+pub mod facts;
+pub mod http;
+pub mod kube_api;
+pub mod leader;
+pub mod metrics;
+pub mod mode;
+pub mod names;
+pub mod observe;
+pub mod problems;
+pub mod quantity;
+pub mod rbac;
+pub mod render;
+pub mod status;
+
+pub use error::{Error, Result};

@@ -1,0 +1,173 @@
+//! Reading the world for one config: the cluster's GPU access facts and the objects the operator
+//! already wrote, in one pass of GETs and LISTs (no writes).
+
+use crds::GpuDiagnosticsConfigSpec;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde_json::Value;
+
+use crate::dra::{self, DraVersion};
+use crate::error::Result;
+use crate::facts::{AdminAccess, ClusterFacts, DraFacts, NodeFacts, UserTemplate};
+use crate::kube_api::{KubeApi, resource_of};
+use crate::names;
+
+/// The objects of one config as they are now, plus what the agent pods report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// The agent namespace.
+    pub namespace: Option<Value>,
+    /// ServiceAccounts the operator wrote for this config (normally one).
+    pub service_accounts: Vec<Value>,
+    /// The agent's ClusterRole.
+    pub cluster_role: Option<Value>,
+    /// The agent's ClusterRoleBinding.
+    pub cluster_role_binding: Option<Value>,
+    /// The agent DaemonSet.
+    pub daemon_set: Option<Value>,
+    /// The generated ResourceClaimTemplate at the served DRA version.
+    pub claim_template: Option<Value>,
+    /// The agent pods.
+    pub pods: Vec<Pod>,
+    /// Warning events in the agent namespace.
+    pub events: Vec<Event>,
+}
+
+/// Reads the cluster's facts and the config's objects. `facts.admin_access` is left `Unknown`:
+/// the caller decides it from `claim_template` and its probe cache.
+pub async fn observe(
+    api: &KubeApi,
+    config: &str,
+    spec: &GpuDiagnosticsConfigSpec,
+) -> Result<(ClusterFacts, Observed)> {
+    let namespace = spec.namespace.name.as_str();
+    let object_name = names::object_name(config);
+
+    let runtime_class_handler = api
+        .get(
+            &resource_of::<RuntimeClass>(),
+            None,
+            &spec.gpu.runtime_class.name,
+        )
+        .await?
+        .map(|rc| rc["handler"].as_str().unwrap_or_default().to_owned());
+
+    let served = api.served_versions(dra::GROUP).await?.unwrap_or_default();
+    let version = dra::pick_version(served.iter().map(String::as_str));
+    let dra_unsupported_versions = served
+        .iter()
+        .filter(|v| {
+            !DraVersion::PREFERENCE
+                .iter()
+                .any(|p| p.as_str() == v.as_str())
+        })
+        .cloned()
+        .collect();
+
+    let node_selector = (!spec.node_selector.is_empty()).then(|| {
+        spec.node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let nodes = api
+        .list_typed::<Node>(None, node_selector.as_deref(), None)
+        .await?
+        .iter()
+        .map(|node| NodeFacts::from_node(node, &spec.gpu.resource_request.resource))
+        .collect();
+
+    let namespace_object = api
+        .get(&resource_of::<Namespace>(), None, namespace)
+        .await?;
+    let mut observed = Observed {
+        namespace: namespace_object,
+        cluster_role: api
+            .get(&resource_of::<ClusterRole>(), None, &object_name)
+            .await?,
+        cluster_role_binding: api
+            .get(&resource_of::<ClusterRoleBinding>(), None, &object_name)
+            .await?,
+        ..Observed::default()
+    };
+
+    let mut dra_facts = None;
+    if let Some(version) = version {
+        let device_class_exists = api
+            .get(
+                &version.device_classes(),
+                None,
+                &spec.gpu.resource_claim.device_class_name,
+            )
+            .await?
+            .is_some();
+        let template_name = &spec.gpu.resource_claim.template_name;
+        let mut user_template = None;
+        if observed.namespace.is_some() {
+            observed.claim_template = api
+                .get(
+                    &version.resource_claim_templates(),
+                    Some(namespace),
+                    &object_name,
+                )
+                .await?;
+            if !template_name.is_empty() {
+                let found = api
+                    .get(
+                        &version.resource_claim_templates(),
+                        Some(namespace),
+                        template_name,
+                    )
+                    .await?;
+                user_template = Some(match found {
+                    Some(t) => UserTemplate::Found {
+                        admin_access: dra::template_requests_admin_access(&t),
+                    },
+                    None => UserTemplate::Missing,
+                });
+            }
+        } else if !template_name.is_empty() {
+            user_template = Some(UserTemplate::Missing);
+        }
+        dra_facts = Some(DraFacts {
+            version,
+            device_class_exists,
+            user_template,
+        });
+    }
+
+    if observed.namespace.is_some() {
+        observed.service_accounts = api
+            .list(
+                &resource_of::<ServiceAccount>(),
+                Some(namespace),
+                Some(&names::instance_selector(config)),
+                None,
+            )
+            .await?;
+        observed.daemon_set = api
+            .get(&resource_of::<DaemonSet>(), Some(namespace), &object_name)
+            .await?;
+        observed.pods = api
+            .list_typed::<Pod>(Some(namespace), Some(&names::pod_selector(config)), None)
+            .await?;
+        observed.events = api
+            .list_typed::<Event>(Some(namespace), None, Some("type=Warning"))
+            .await?
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .collect();
+    }
+
+    let facts = ClusterFacts {
+        runtime_class_handler,
+        dra: dra_facts,
+        dra_unsupported_versions,
+        nodes,
+        admin_access: AdminAccess::Unknown,
+    };
+    Ok((facts, observed))
+}
