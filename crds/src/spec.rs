@@ -500,13 +500,14 @@ fn default_node_selector() -> BTreeMap<String, String> {
     BTreeMap::from([(GPU_PRESENT_LABEL.to_owned(), "true".to_owned())])
 }
 
-/// Root (the kernel ring buffer and NVML device files need it) with every capability dropped;
-/// `agent.kernelLog` adds CAP_SYSLOG back.
+/// Root (the kernel ring buffer and NVML device files need it) with every capability dropped and a
+/// read-only root filesystem (the agent writes nothing); `agent.kernelLog` adds CAP_SYSLOG back.
 fn default_security_context() -> SecurityContext {
     SecurityContext {
         run_as_user: Some(0),
         run_as_non_root: Some(false),
         allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".to_owned()]),
             add: None,
