@@ -45,10 +45,11 @@ pub fn check_documents(text: &str) -> Result<Report, CheckError> {
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let mut report = Report::default();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(document).map_err(|source| CheckError::Yaml {
-            index: index + 1,
-            source,
-        })?;
+        let value =
+            serde_yaml::Value::deserialize(document).map_err(|source| CheckError::Yaml {
+                index: index + 1,
+                source,
+            })?;
         let object: Value = serde_json::to_value(value).expect("YAML values convert to JSON");
         if object["kind"] != "GpuDiagnosticsConfig" {
             continue;
@@ -88,9 +89,9 @@ pub fn check_documents(text: &str) -> Result<Report, CheckError> {
             }
         }
         if let Err(error) = serde_json::from_value::<crds::GpuDiagnosticsConfig>(defaulted) {
-            report.findings.push(finding(format!(
-                "the operator cannot read it: {error}"
-            )));
+            report
+                .findings
+                .push(finding(format!("the operator cannot read it: {error}")));
         }
     }
     Ok(report)

@@ -75,6 +75,7 @@ pub fn generate(source_root: &Path) -> Result<Vec<GeneratedFile>, GenerateError>
     let spec = spec_nodes()?;
     let chart = chart_nodes()?;
     let table = render::values_table(&[spec.clone(), chart.clone()].concat());
+    let table_source = "the Rust types (crds/src/spec.rs, generator/src/values.rs)";
     let example = read(EXAMPLE_FILE)?;
     let chart_readme_path = format!("{CHART_DIR}/README.md");
 
@@ -84,9 +85,15 @@ pub fn generate(source_root: &Path) -> Result<Vec<GeneratedFile>, GenerateError>
     };
     Ok(vec![
         file(CRD_FILE, crd_yaml()),
-        file(&format!("{CHART_DIR}/crds/gpudiagnosticsconfigs.yaml"), crd_yaml()),
+        file(
+            &format!("{CHART_DIR}/crds/gpudiagnosticsconfigs.yaml"),
+            crd_yaml(),
+        ),
         file(&format!("{CHART_DIR}/Chart.yaml"), chart_yaml()),
-        file(&format!("{CHART_DIR}/values.yaml"), values_yaml(&spec, &chart)),
+        file(
+            &format!("{CHART_DIR}/values.yaml"),
+            values_yaml(&spec, &chart),
+        ),
         file(
             &format!("{CHART_DIR}/values.schema.json"),
             values_schema_json(),
@@ -97,14 +104,20 @@ pub fn generate(source_root: &Path) -> Result<Vec<GeneratedFile>, GenerateError>
         ),
         file(
             &chart_readme_path,
-            splice::splice(&read(&chart_readme_path)?, "values-table", &table)?,
+            splice::splice(
+                &read(&chart_readme_path)?,
+                "values-table",
+                &table,
+                table_source,
+            )?,
         ),
         file(
             "README.md",
             splice::splice(
-                &splice::splice(&read("README.md")?, "values-table", &table)?,
+                &splice::splice(&read("README.md")?, "values-table", &table, table_source)?,
                 "example-config",
                 &format!("```yaml\n{example}```\n"),
+                EXAMPLE_FILE,
             )?,
         ),
     ])

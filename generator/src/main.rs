@@ -35,6 +35,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print every API call the operator makes (`operator::rbac::RBAC_RULES`) as a JSON list of
+    /// RBAC PolicyRules: what the chart's ClusterRole and Role must grant together.
+    RbacRules,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(&path, file.contents)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RbacRules => {
+            let rules = operator::rbac::policy_rules(operator::rbac::RBAC_RULES);
+            println!("{}", serde_json::to_string_pretty(&rules)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { files } => {

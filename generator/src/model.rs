@@ -109,7 +109,10 @@ fn is_section(schema: &Json, default: &Yaml) -> bool {
 }
 
 fn description(schema: &Json) -> String {
-    schema["description"].as_str().unwrap_or_default().to_owned()
+    schema["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `parent.key`, or `key` at the top.

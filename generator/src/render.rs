@@ -106,7 +106,12 @@ fn enum_choices(schema: &Json) -> Option<String> {
         values
             .iter()
             .filter(|v| !v.is_null())
-            .map(|v| format!("`{}`", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .map(|v| {
+                format!(
+                    "`{}`",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
     )
@@ -234,7 +239,11 @@ mod tests {
         assert!(table.contains(
             "| `gpu.enabled` | bool | unset | `true` picks it \\| unset lets Auto decide. |"
         ));
-        assert!(table.contains("| `gpu.mode` | string | `\"Auto\"` | The mode. One of: `Auto`, `DRA`. |"));
+        assert!(
+            table.contains(
+                "| `gpu.mode` | string | `\"Auto\"` | The mode. One of: `Auto`, `DRA`. |"
+            )
+        );
         assert!(table.contains(
             "| `nodeSelector` | map | `{\"nvidia.com/gpu.present\":\"true\"}` | Nodes. |"
         ));

@@ -186,7 +186,10 @@ mod tests {
             converted["properties"]["closed"]["additionalProperties"],
             json!(false)
         );
-        assert_eq!(converted["properties"]["open"].get("additionalProperties"), None);
+        assert_eq!(
+            converted["properties"]["open"].get("additionalProperties"),
+            None
+        );
         assert_eq!(
             converted["properties"]["map"]["additionalProperties"],
             json!({"type": "string"})
