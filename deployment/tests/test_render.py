@@ -241,3 +241,62 @@ def test_the_kubectl_manifests_validate_and_match_the_chart_defaults():
     for doc in docs:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(copy.deepcopy(doc), version, strict=True)
+
+
+def test_every_operator_value_reaches_the_operator(helm, tmp_path):
+    docs = render(helm, tmp_path, [
+        "--namespace", "ops",
+        "--set", "operator.imagePullSecrets[0].name=regcred",
+        "--set", "operator.image.pullPolicy=Always",
+        "--set", "operator.leaderElection.enabled=true",
+        "--set", "operator.leaderElection.leaseName=gpu-lease",
+        "--set", "operator.resyncInterval=30s",
+        "--set", "operator.logLevel=debug",
+        "--set", "operator.logFormat=json",
+        "--set", "operator.metrics.port=9090",
+        "--set", "operator.metrics.service.enabled=true",
+        "--set-string", "operator.metrics.service.annotations.prometheus\\.io/scrape=true",
+        "--set", "operator.serviceAccount.name=gpu-operator-sa",
+        "--set", "operator.serviceAccount.annotations.team=gpu",
+        "--set", "operator.resources.limits.memory=1Gi",
+        "--set", "operator.nodeSelector.pool=system",
+        "--set", "operator.tolerations[0].key=system", "--set", "operator.tolerations[0].operator=Exists",
+        "--set", "operator.priorityClassName=system-cluster-critical",
+        "--set", "operator.podAnnotations.checked=yes",
+        "--set", "operator.podLabels.team=gpu",
+    ])
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert container["imagePullPolicy"] == "Always"
+    assert container["args"] == [
+        "--metrics-addr=0.0.0.0:9090", "--resync-interval=30s", "--install-crd=true", "--log-level=debug",
+        "--log-format=json", "--leader-elect", "--leader-election-lease=gpu-lease",
+    ]
+    assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
+    assert one(docs, "Service")["spec"]["ports"][0]["port"] == 9090
+    assert one(docs, "Service")["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+    assert pod["spec"]["serviceAccountName"] == "gpu-operator-sa"
+    account = one(docs, "ServiceAccount")
+    assert (account["metadata"]["name"], account["metadata"]["annotations"]) == ("gpu-operator-sa", {"team": "gpu"})
+    assert one(docs, "ClusterRoleBinding")["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gpu-operator-sa", "namespace": "ops"}]
+    assert container["resources"]["limits"] == {"memory": "1Gi"}
+    assert pod["spec"]["nodeSelector"] == {"pool": "system"}
+    assert pod["spec"]["tolerations"] == [{"key": "system", "operator": "Exists"}]
+    assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert pod["metadata"]["annotations"] == {"checked": "yes"}
+    assert pod["metadata"]["labels"]["team"] == "gpu"
+    assert one(docs, "Role")["metadata"]["namespace"] == "ops"
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_an_existing_operator_service_account_is_used_as_named(helm, tmp_path):
+    docs = render(helm, tmp_path, ["--set", "operator.serviceAccount.create=false",
+                                   "--set", "operator.serviceAccount.name=mine"])
+    assert not [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+    result = run([helm, "template", "x", CHART, "--set", "operator.serviceAccount.create=false"], tmp_path, check=False)
+    assert result.returncode == 1
+    assert "operator.serviceAccount.name is required when operator.serviceAccount.create=false" in result.stderr

@@ -2,7 +2,7 @@
 //! `GpuDiagnosticsConfig` spec, typed here so that `values.yaml`, `values.schema.json` and the
 //! README table describe them from the same doc comments and defaults as the spec keys.
 //!
-//! The hand-written templates read exactly these keys; `tests/chart_values.rs` keeps the two honest.
+//! The hand-written templates read exactly these keys; `deployment/tests/` renders each of them.
 
 use std::collections::BTreeMap;
 
