@@ -111,6 +111,48 @@ pub fn claim_spec(version: DraVersion, request: &DeviceRequest) -> Value {
     json!({"devices": {"requests": [request]}})
 }
 
+/// A user's inline ResourceClaimSpec (`gpu.resourceClaim.spec`) in the request shape of `version`.
+///
+/// The original chart documented the flat v1beta1 shape (`{"name", "deviceClassName"}`); clusters
+/// serving `resource.k8s.io/v1` reject it, so a flat request is nested under `exactly` for v1/v1beta2
+/// and an `exactly` request is flattened for v1beta1. `firstAvailable` requests and everything
+/// outside `devices.requests` are kept as written.
+pub fn adapt_claim_spec(spec: &Value, version: DraVersion) -> Value {
+    let mut spec = spec.clone();
+    let Some(requests) = spec
+        .get_mut("devices")
+        .and_then(|d| d.get_mut("requests"))
+        .and_then(Value::as_array_mut)
+    else {
+        return spec;
+    };
+    for request in requests.iter_mut() {
+        let Some(fields) = request.as_object_mut() else {
+            continue;
+        };
+        if fields.contains_key("firstAvailable") {
+            continue;
+        }
+        if version.nests_requests() {
+            if fields.contains_key("exactly") || !fields.contains_key("deviceClassName") {
+                continue;
+            }
+            let selection: serde_json::Map<String, Value> = fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "name")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            fields.retain(|k, _| k == "name");
+            fields.insert("exactly".into(), Value::Object(selection));
+        } else if let Some(Value::Object(exactly)) = fields.remove("exactly") {
+            for (k, v) in exactly {
+                fields.entry(k).or_insert(v);
+            }
+        }
+    }
+    spec
+}
+
 /// Whether a ResourceClaimSpec (a template's `spec.spec`, or `gpu.resourceClaim.spec`) requests
 /// admin access in any version's shape. Read from the stored object: the API server drops
 /// `adminAccess` silently when its feature gate is off.
@@ -150,6 +192,44 @@ mod tests {
         assert_eq!(pick_version(["v1beta1"]), Some(DraVersion::V1beta1));
         assert_eq!(pick_version(["v1alpha3"]), None);
         assert_eq!(pick_version([]), None);
+    }
+
+    #[test]
+    fn the_original_charts_flat_inline_spec_fits_every_version() {
+        let flat = json!({"devices": {"requests": [{"name": "gpu", "deviceClassName": "gpu.nvidia.com"}]}});
+        let v1 = adapt_claim_spec(&flat, DraVersion::V1);
+        assert_eq!(
+            v1,
+            json!({"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}]}})
+        );
+        assert_eq!(adapt_claim_spec(&v1, DraVersion::V1beta2), v1);
+        assert_eq!(adapt_claim_spec(&v1, DraVersion::V1beta1), flat);
+        assert_eq!(adapt_claim_spec(&flat, DraVersion::V1beta1), flat);
+        let admin = json!({"devices": {
+            "requests": [{"name": "g", "deviceClassName": "c", "allocationMode": "All", "adminAccess": true,
+                          "selectors": [{"cel": {"expression": "true"}}]}],
+            "constraints": [{"requests": ["g"], "matchAttribute": "x"}]}});
+        let nested = adapt_claim_spec(&admin, DraVersion::V1);
+        assert_eq!(
+            nested["devices"]["requests"][0]["exactly"]["adminAccess"],
+            json!(true)
+        );
+        assert_eq!(
+            nested["devices"]["requests"][0]["exactly"]["selectors"],
+            admin["devices"]["requests"][0]["selectors"]
+        );
+        assert_eq!(
+            nested["devices"]["constraints"],
+            admin["devices"]["constraints"]
+        );
+        assert!(requests_admin_access(&nested));
+        // firstAvailable and shapes we do not know are left alone.
+        let first = json!({"devices": {"requests": [{"name": "g", "firstAvailable": [{"name": "a", "deviceClassName": "c"}]}]}});
+        assert_eq!(adapt_claim_spec(&first, DraVersion::V1), first);
+        assert_eq!(
+            adapt_claim_spec(&json!({"devices": {}}), DraVersion::V1),
+            json!({"devices": {}})
+        );
     }
 
     #[test]

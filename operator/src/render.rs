@@ -190,7 +190,7 @@ pub fn render_claim_template(
     };
     let claim_spec = match claim {
         Claim::Generated(request) => crate::dra::claim_spec(*version, request),
-        Claim::Inline(spec) => Value::Object(spec.clone()),
+        Claim::Inline(spec) => crate::dra::adapt_claim_spec(&Value::Object(spec.clone()), *version),
         Claim::UserTemplate { .. } => return None,
     };
     Some(claim_template(

@@ -108,7 +108,11 @@ fn claim_templates_follow_the_served_version_and_the_claim_source() {
     };
     let template = render_claim_template("default", "ns", &inline, None).unwrap();
     assert_eq!(template["apiVersion"], "resource.k8s.io/v1beta2");
-    assert_eq!(template["spec"]["spec"], inline_spec);
+    // The original chart's flat inline request is nested for the served version.
+    assert_eq!(
+        template["spec"]["spec"],
+        json!({"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}]}})
+    );
 
     let user = GpuAccess::Dra {
         version: DraVersion::V1,
