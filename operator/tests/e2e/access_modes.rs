@@ -1,6 +1,8 @@
 //! Scenarios 1–5: which GPU access method the operator picks from what the cluster has, what it
 //! renders for it, and what the config's status and `kubectl get gdc` tell the user.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use test_apiserver::{Config, DraVersion, LogMark, RequestMatch};
 
@@ -220,7 +222,8 @@ fn without_the_admin_access_gate_dra_falls_back_to_one_device_and_says_so() {
                 gpu_node("gpu-a"),
                 config("default", json!({})),
             ]),
-        &[],
+        // Re-probe often, to see that probing again changes nothing.
+        &["--admin-access-recheck-interval=2s"],
     );
 
     let status = cluster.wait_status("default", "DRA one-device fallback, degraded", |s| {
@@ -276,6 +279,27 @@ fn without_the_admin_access_gate_dra_falls_back_to_one_device_and_says_so() {
         "a Warning event tells the user: {:?}",
         config_events(&cluster.server, "default")
     );
+
+    // Steady state: the probe repeats (dry runs: write requests that store nothing), nothing else
+    // is written.
+    let mark = cluster.server.mark();
+    let dry_runs = RequestMatch::resource("resourceclaimtemplates").apply();
+    cluster.wait("two more probes", Duration::from_secs(15), |s| {
+        let probes = s
+            .matching_requests(mark, &dry_runs)
+            .iter()
+            .filter(|r| r.query.contains("dryRun=All") && r.status == 200)
+            .count();
+        (probes >= 2).then_some(())
+    });
+    let writes: Vec<String> = cluster
+        .server
+        .matching_requests(mark, &RequestMatch::any().writes())
+        .iter()
+        .filter(|r| r.changed || !r.query.contains("dryRun=All"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert!(writes.is_empty(), "re-probing wrote: {writes:#?}");
     cluster.stop_operator();
 }
 

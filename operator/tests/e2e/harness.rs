@@ -25,6 +25,7 @@ pub struct Cluster {
     /// The API server: state, faults and the request log.
     pub server: TestApiServer,
     operator: Mutex<Child>,
+    args: Vec<String>,
     dir: PathBuf,
     metrics_port: u16,
 }
@@ -55,24 +56,22 @@ impl Cluster {
             args.push("--resync-interval=1s".into());
         }
         args.extend(operator_args.iter().map(|a| (*a).to_owned()));
-        let log = std::fs::File::create(dir.join("operator.log")).expect("operator log file");
-        let operator = Command::new(env!("CARGO_BIN_EXE_operator"))
-            .args(&args)
-            .env("KUBECONFIG", server.kubeconfig_path())
-            .env("HOME", &dir)
-            .env("RUST_LOG", "info,operator=debug")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("operator log file"))
-            .stderr(log)
-            .spawn()
-            .expect("the operator binary starts");
+        let operator = spawn_operator(&args, server.kubeconfig_path(), &dir);
         Self {
             server,
             operator: Mutex::new(operator),
+            args,
             dir,
             metrics_port,
         }
+    }
+
+    /// Stops the operator as [`Cluster::stop_operator`] does and starts a new process with the same
+    /// flags (an upgrade or a rescheduled pod).
+    pub fn restart_operator(&self) {
+        self.stop_operator();
+        let mut operator = self.operator.lock().unwrap_or_else(|p| p.into_inner());
+        *operator = spawn_operator(&self.args, self.server.kubeconfig_path(), &self.dir);
     }
 
     // --- Waiting ---------------------------------------------------------------------------------
@@ -480,6 +479,27 @@ pub fn kubectl_path() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Starts the operator binary; its stdout and stderr go to `operator.log` in `dir` (appended, so a
+/// restart keeps the earlier process's lines).
+fn spawn_operator(args: &[String], kubeconfig: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("operator.log"))
+        .expect("operator log file");
+    Command::new(env!("CARGO_BIN_EXE_operator"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", dir)
+        .env("RUST_LOG", "info,operator=debug")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("operator log file"))
+        .stderr(log)
+        .spawn()
+        .expect("the operator binary starts")
 }
 
 fn unique_dir() -> PathBuf {

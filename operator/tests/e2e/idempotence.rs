@@ -65,21 +65,7 @@ fn thirty_seconds_of_resyncs_after_convergence_write_nothing() {
     let mark = cluster.server.mark();
     cluster.assert_stays("the operator running", Duration::from_secs(30), |_| true);
 
-    let writes = cluster
-        .server
-        .matching_requests(mark, &RequestMatch::any().writes());
-    let summary: Vec<String> = writes
-        .iter()
-        .map(|r| format!("{} {}?{} changed={}", r.method, r.path, r.query, r.changed))
-        .collect();
-    assert!(
-        writes.iter().all(|r| !r.changed),
-        "writes that changed state during 30 s of resyncs: {summary:#?}"
-    );
-    assert!(
-        writes.iter().all(|r| r.query.contains("dryRun=All")),
-        "write requests other than dry runs during 30 s of resyncs: {summary:#?}"
-    );
+    let writes = assert_no_writes_since(&cluster, mark, "30 s of resyncs");
     assert_eq!(
         real_write_counters(&cluster.metrics()),
         writes_before,
@@ -97,5 +83,43 @@ fn thirty_seconds_of_resyncs_after_convergence_write_nothing() {
         "30 s after convergence: {node_lists} node lists, {} write requests, all dry runs",
         writes.len()
     );
+
+    // A new operator process (an upgrade, a rescheduled pod) finds nothing to do either.
+    let mark = cluster.server.mark();
+    cluster.restart_operator();
+    cluster.wait(
+        "three resyncs of every config by the new operator process",
+        crate::harness::CONVERGE,
+        |s| {
+            (s.count(mark, &RequestMatch::resource("nodes").verb(Verb::List)) >= 3 * 3)
+                .then_some(())
+        },
+    );
+    assert_no_writes_since(&cluster, mark, "an operator restart");
     cluster.stop_operator();
+}
+
+/// Fails if a write request other than a dry run arrived since `mark`, or any write changed state;
+/// returns the write requests (dry runs).
+fn assert_no_writes_since(
+    cluster: &Cluster,
+    mark: test_apiserver::LogMark,
+    during: &str,
+) -> Vec<test_apiserver::RequestRecord> {
+    let writes = cluster
+        .server
+        .matching_requests(mark, &RequestMatch::any().writes());
+    let summary: Vec<String> = writes
+        .iter()
+        .map(|r| format!("{} {}?{} changed={}", r.method, r.path, r.query, r.changed))
+        .collect();
+    assert!(
+        writes.iter().all(|r| !r.changed),
+        "writes that changed state during {during}: {summary:#?}"
+    );
+    assert!(
+        writes.iter().all(|r| r.query.contains("dryRun=All")),
+        "write requests other than dry runs during {during}: {summary:#?}"
+    );
+    writes
 }
