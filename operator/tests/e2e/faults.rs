@@ -177,6 +177,13 @@ fn dropped_watches_and_compacted_history_are_recovered_from() {
     // Dropped again, and the history compacted: resuming gets 410 Gone, the operator re-lists.
     // (kube-runtime backs off before re-listing after the error, up to several seconds.)
     let mark = cluster.server.mark();
+    // An unrelated change first, so that no watch is already at the newest resourceVersion through
+    // a bookmark: every one of them must find its position compacted away.
+    cluster
+        .server
+        .create_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "unrelated", "namespace": "default"}}))
+        .expect("an unrelated object");
     cluster.server.compact_history();
     cluster.server.close_watches(&RequestMatch::any());
     cluster.wait(

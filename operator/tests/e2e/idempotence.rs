@@ -76,8 +76,8 @@ fn thirty_seconds_of_resyncs_after_convergence_write_nothing() {
         .server
         .count(mark, &RequestMatch::resource("nodes").verb(Verb::List));
     assert!(
-        node_lists >= 3 * 15,
-        "expected at least 15 resyncs per config in 30 s with --resync-interval=1s, saw {node_lists} node lists"
+        node_lists >= 3 * 10,
+        "expected at least 10 resyncs per config in 30 s with --resync-interval=1s, saw {node_lists} node lists"
     );
     eprintln!(
         "30 s after convergence: {node_lists} node lists, {} write requests, all dry runs",
