@@ -58,6 +58,7 @@ def test_the_readme_documents_every_reason_the_operator_reports():
     # Condition reasons (wire strings), and the NodeProblemReason variants.
     reasons = set(re.findall(r'=> "([A-Z][A-Za-z]+)"', sources))
     reasons |= set(re.findall(r'(?:READY|DEGRADED),\s*(?:false|true),\s*"([A-Z][A-Za-z]+)"', sources))
+    reasons |= set(re.findall(r'pub const [A-Z_]+: &str = "([A-Z][A-Za-z]+)";', sources))
     reasons |= {"InvalidSpec", "AsExpected"}
     problems = (ROOT / "crds" / "src" / "status.rs").read_text()
     enum = problems[problems.index("pub enum NodeProblemReason"):]

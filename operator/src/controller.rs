@@ -170,6 +170,7 @@ pub async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action
                     .insert(name.clone(), message.clone())
                     != Some(message.clone());
                 if new {
+                    report_failure_in_status(config, &message, &ctx).await;
                     ctx.publish(config, EventType::Warning, "ReconcileFailed", message)
                         .await;
                 }
@@ -177,6 +178,44 @@ pub async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action
         }
     }
     result
+}
+
+/// Best effort: puts a failed reconcile's error in the config's status (once per distinct error), so
+/// `kubectl get gdc` and the conditions show it, not only an event.
+async fn report_failure_in_status(config: &GpuDiagnosticsConfig, message: &str, ctx: &Context) {
+    let name = config.name_any();
+    let Some(uid) = config.uid() else { return };
+    let seen_version = config.metadata.resource_version.clone();
+    let previous = ctx
+        .memory()
+        .written_status
+        .get(&uid)
+        .filter(|(version, _)| *version == seen_version)
+        .map(|(_, status)| status.clone())
+        .or_else(|| config.status.clone());
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let status = status::with_reconcile_failure(
+        previous.as_ref(),
+        config.metadata.generation,
+        &truncate_note(message.to_owned()),
+        &Time(now),
+    );
+    if previous.as_ref() == Some(&status) {
+        return;
+    }
+    let Ok(value) = serde_json::to_value(&status) else {
+        return;
+    };
+    match ctx.api.apply_status(&name, &value, names::MANAGER).await {
+        Ok(()) => {
+            ctx.metrics.wrote("status");
+            ctx.memory()
+                .written_status
+                .insert(uid, (seen_version, status));
+        }
+        Err(error) => warn!(config = %name, %error, "could not report the failure in status"),
+    }
 }
 
 /// Retry policy after a failed reconcile: exponential backoff from 2 s, capped at 5 minutes, so

@@ -180,6 +180,54 @@ pub fn compute(
     }
 }
 
+/// Reason of the `Degraded` condition (and of `Ready` when nothing was reported yet) while reconciles
+/// fail: the status says what failed instead of staying silent until an event is noticed.
+pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+
+/// The status after a failed reconcile: the last known status with `Degraded=True/ReconcileFailed`
+/// carrying `error` (and `Ready=False` when no reconcile ever reported); everything else keeps what
+/// the last successful reconcile saw, since the failure says nothing about the agents.
+pub fn with_reconcile_failure(
+    old: Option<&GpuDiagnosticsConfigStatus>,
+    generation: Option<i64>,
+    error: &str,
+    now: &Time,
+) -> GpuDiagnosticsConfigStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    let message = format!(
+        "the operator could not finish reconciling this config and retries with backoff: {error}"
+    );
+    let upsert = |conditions: &mut Vec<Condition>, type_: &str, value: &str| {
+        let kept = conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == value)
+            .map(|c| c.last_transition_time.clone());
+        conditions.retain(|c| c.type_ != type_);
+        conditions.push(Condition {
+            type_: type_.to_owned(),
+            status: value.to_owned(),
+            reason: RECONCILE_FAILED.to_owned(),
+            message: message.clone(),
+            observed_generation: generation,
+            last_transition_time: kept.unwrap_or_else(|| now.clone()),
+        });
+    };
+    if !status.conditions.iter().any(|c| c.type_ == READY) {
+        upsert(&mut status.conditions, READY, "False");
+    }
+    upsert(&mut status.conditions, DEGRADED, "True");
+    let order = |c: &Condition| match c.type_.as_str() {
+        GPU_ACCESS_RESOLVED => 0,
+        READY => 1,
+        _ => 2,
+    };
+    status.conditions.sort_by_key(order);
+    if status.reason.is_empty() {
+        status.reason = message;
+    }
+    status
+}
+
 /// The rollout counters of a stored DaemonSet.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Rollout {

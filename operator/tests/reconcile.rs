@@ -700,7 +700,15 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
         error_policy(config.clone(), &error, ctx.clone()),
         Action::requeue(Duration::from_secs(2))
     );
-    assert_eq!(fake.writes(), ["EVENT"], "one ReconcileFailed event");
+    assert_eq!(
+        fake.writes(),
+        ["PATCH gpudiagnosticsconfigs/status default", "EVENT"],
+        "the failure in status, and one ReconcileFailed event"
+    );
+    let status = status_of(&fake, "default");
+    assert_eq!(condition(&status, "Degraded").1, "ReconcileFailed");
+    assert_eq!(condition(&status, "Ready").1, "ReconcileFailed");
+    assert!(status.reason.contains("LIST v1 nodes failed"), "{}", status.reason);
 
     fake.clear_log();
     let error = run(&fake, &ctx, "default").await.unwrap_err();

@@ -204,3 +204,39 @@ fn zero_matching_nodes_is_ready_but_degraded() {
             .contains("add tolerations")
     );
 }
+
+#[test]
+fn a_failed_reconcile_is_reported_in_status_without_losing_what_was_known() {
+    let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap());
+    let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_100).unwrap());
+    // Nothing reported yet: Ready=False and Degraded=True, both ReconcileFailed, and a reason.
+    let first = with_reconcile_failure(None, Some(3), "applying DaemonSet: 403 Forbidden", &now);
+    let by_type = |s: &crds::GpuDiagnosticsConfigStatus, t: &str| {
+        s.conditions.iter().find(|c| c.type_ == t).cloned().unwrap()
+    };
+    assert_eq!(by_type(&first, READY).status, "False");
+    assert_eq!(by_type(&first, DEGRADED).reason, RECONCILE_FAILED);
+    assert!(by_type(&first, DEGRADED).message.contains("403 Forbidden"));
+    assert_eq!(by_type(&first, DEGRADED).observed_generation, Some(3));
+    assert!(first.reason.contains("403 Forbidden"));
+    // A known status keeps its mode, reason, Ready and counters; only Degraded changes.
+    let mut known = first.clone();
+    known.reason = "RuntimeClass nvidia exists".into();
+    known.number_ready = 4;
+    known.conditions.retain(|c| c.type_ != DEGRADED);
+    let again = with_reconcile_failure(Some(&known), Some(3), "boom", &later);
+    assert_eq!(again.reason, "RuntimeClass nvidia exists");
+    assert_eq!(again.number_ready, 4);
+    assert_eq!(by_type(&again, READY), by_type(&known, READY));
+    assert_eq!(by_type(&again, DEGRADED).last_transition_time, later);
+    // The same failure again keeps the transition time: nothing new to write but the message.
+    let same = with_reconcile_failure(
+        Some(&again),
+        Some(3),
+        "boom",
+        &Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_200).unwrap()),
+    );
+    assert_eq!(same, again);
+    let types: Vec<&str> = same.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, [READY, DEGRADED]);
+}
