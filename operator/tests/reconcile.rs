@@ -708,7 +708,11 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
     let status = status_of(&fake, "default");
     assert_eq!(condition(&status, "Degraded").1, "ReconcileFailed");
     assert_eq!(condition(&status, "Ready").1, "ReconcileFailed");
-    assert!(status.reason.contains("LIST v1 nodes failed"), "{}", status.reason);
+    assert!(
+        status.reason.contains("LIST v1 nodes failed"),
+        "{}",
+        status.reason
+    );
 
     fake.clear_log();
     let error = run(&fake, &ctx, "default").await.unwrap_err();
