@@ -272,12 +272,16 @@ fn without_the_admin_access_gate_dra_falls_back_to_one_device_and_says_so() {
         .collect();
     assert!(!probes.is_empty(), "admin access was probed with a dry run");
     assert!(probes.iter().all(|r| !r.changed), "dry runs change nothing");
-    assert!(
-        config_events(&cluster.server, "default")
-            .iter()
-            .any(|(type_, reason, _)| type_ == "Warning" && reason == "AdminAccessUnavailable"),
-        "a Warning event tells the user: {:?}",
-        config_events(&cluster.server, "default")
+    // Events are published right after the status write: wait for it rather than race it.
+    cluster.wait(
+        "a Warning event AdminAccessUnavailable",
+        crate::harness::CONVERGE,
+        |s| {
+            config_events(s, "default")
+                .iter()
+                .any(|(type_, reason, _)| type_ == "Warning" && reason == "AdminAccessUnavailable")
+                .then_some(())
+        },
     );
 
     // Steady state: the probe repeats (dry runs: write requests that store nothing), nothing else

@@ -57,12 +57,17 @@ fn transient_500s_on_apply_and_a_409_on_status_converge_without_a_restart() {
     };
     assert_eq!(injected(&daemon_set_applies, 500), 2, "both 500s were met");
     assert_eq!(injected(&status_writes, 409), 1, "the 409 was met");
-    let events = config_events(&cluster.server, "default");
-    assert!(
-        events.iter().any(|(type_, reason, note)| type_ == "Warning"
-            && reason == "ReconcileFailed"
-            && note.contains("500")),
-        "the failure is reported as a Warning event: {events:?}"
+    cluster.wait(
+        "the failure reported as a Warning event",
+        crate::harness::CONVERGE,
+        |s| {
+            config_events(s, "default")
+                .iter()
+                .any(|(type_, reason, note)| {
+                    type_ == "Warning" && reason == "ReconcileFailed" && note.contains("500")
+                })
+                .then_some(())
+        },
     );
     cluster.stop_operator();
 }
