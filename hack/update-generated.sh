@@ -26,7 +26,9 @@ if [ "$out" != "$root" ]; then
   cp -R "$chart" "$out/deployment/helm/"
 fi
 
-cargo run --quiet --locked -p generator -- write --from "$root" --to "$out"
+# The same build as the test suite's (so a no-op after it): a narrower one would resolve features differently.
+cargo build --quiet --workspace --all-targets --locked
+"${CARGO_TARGET_DIR:-$root/target}/debug/generator" write --from "$root" --to "$out"
 
 mkdir -p "$out/deployment/manifests"
 helm_home=$(mktemp -d)
