@@ -56,24 +56,87 @@ pub struct NodeFacts {
     pub runtime_handlers: Option<Vec<String>>,
 }
 
+/// The few fields of a Node the operator reads, deserialized without the rest: a Node's JSON is
+/// mostly images, managed fields and conditions, and 5,000 fully decoded Nodes took a gigabyte.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct NodeSummary {
+    /// `metadata` (only the name is kept).
+    #[serde(default)]
+    pub metadata: NodeSummaryMeta,
+    /// `status` (allocatable resources and runtime handlers are kept).
+    #[serde(default)]
+    pub status: NodeSummaryStatus,
+}
+
+/// `metadata` of a [`NodeSummary`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct NodeSummaryMeta {
+    /// Node name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `status` of a [`NodeSummary`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummaryStatus {
+    /// Allocatable quantities by resource name.
+    #[serde(default)]
+    pub allocatable: std::collections::BTreeMap<String, String>,
+    /// The CRI's runtime handlers (empty when the CRI reports none).
+    #[serde(default)]
+    pub runtime_handlers: Vec<RuntimeHandlerSummary>,
+}
+
+/// One entry of `status.runtimeHandlers`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct RuntimeHandlerSummary {
+    /// Handler name (`""` is the default handler).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 impl NodeFacts {
     /// Extracts the facts of one node; `gpu_resource` is the extended resource to count.
     pub fn from_node(node: &Node, gpu_resource: &str) -> Self {
         let status = node.status.as_ref();
-        let gpu_allocatable = status
-            .and_then(|s| s.allocatable.as_ref())
-            .and_then(|a| a.get(gpu_resource))
-            .and_then(|q| quantity::parse(&q.0))
+        Self::new(
+            node.metadata.name.clone().unwrap_or_default(),
+            status
+                .and_then(|s| s.allocatable.as_ref())
+                .and_then(|a| a.get(gpu_resource))
+                .map(|q| q.0.as_str()),
+            status
+                .and_then(|s| s.runtime_handlers.as_ref())
+                .map(|handlers| handlers.iter().filter_map(|h| h.name.clone()).collect()),
+        )
+    }
+
+    /// The same facts from a [`NodeSummary`] (what the operator lists).
+    pub fn from_summary(node: NodeSummary, gpu_resource: &str) -> Self {
+        let allocatable = node
+            .status
+            .allocatable
+            .get(gpu_resource)
+            .map(String::as_str);
+        let handlers = node
+            .status
+            .runtime_handlers
+            .iter()
+            .filter_map(|h| h.name.clone())
+            .collect::<Vec<_>>();
+        Self::new(node.metadata.name, allocatable, Some(handlers))
+    }
+
+    fn new(name: String, gpu_allocatable: Option<&str>, handlers: Option<Vec<String>>) -> Self {
+        let gpu_allocatable = gpu_allocatable
+            .and_then(quantity::parse)
             .filter(|v| v.is_finite() && *v > 0.0)
             .map_or(0, |v| v.floor() as u64);
-        let runtime_handlers = status
-            .and_then(|s| s.runtime_handlers.as_ref())
-            .filter(|handlers| !handlers.is_empty())
-            .map(|handlers| handlers.iter().filter_map(|h| h.name.clone()).collect());
         Self {
-            name: node.metadata.name.clone().unwrap_or_default(),
+            name,
             gpu_allocatable,
-            runtime_handlers,
+            runtime_handlers: handlers.filter(|handlers| !handlers.is_empty()),
         }
     }
 

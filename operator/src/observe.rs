@@ -3,7 +3,7 @@
 
 use crds::GpuDiagnosticsConfigSpec;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
@@ -74,10 +74,10 @@ pub async fn observe(
             .join(",")
     });
     let nodes = api
-        .list_typed::<Node>(None, node_selector.as_deref(), None)
+        .list_node_summaries(node_selector.as_deref())
         .await?
-        .iter()
-        .map(|node| NodeFacts::from_node(node, &spec.gpu.resource_request.resource))
+        .into_iter()
+        .map(|node| NodeFacts::from_summary(node, &spec.gpu.resource_request.resource))
         .collect();
 
     let namespace_object = api

@@ -443,3 +443,36 @@ fn the_original_charts_fallback_flags_pick_device_plugin_despite_the_runtime_cla
     );
     cluster.stop_operator();
 }
+
+#[test]
+fn large_clusters_are_listed_page_by_page_and_every_node_counts() {
+    // 1,234 GPU nodes: the operator reads Nodes in pages of 500 (three LISTs per reconcile), decoding
+    // only the fields it needs, and still sees every node.
+    let mut objects = vec![crd(), config("default", json!({}))];
+    objects.extend((0..1234).map(|i| device_plugin_node(&format!("gpu-{i:04}"), 8)));
+    let cluster = Cluster::start(Config::default().objects(objects), &[]);
+    let status = cluster.wait_status("default", "mode DevicePlugin", |s| {
+        s["mode"] == "DevicePlugin"
+    });
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("1234 of 1234 selected nodes advertise allocatable nvidia.com/gpu"),
+        "every page was read: {reason}"
+    );
+    let node_lists: Vec<String> = cluster
+        .server
+        .matching_requests(LogMark(0), &RequestMatch::resource("nodes"))
+        .into_iter()
+        .filter(|r| r.method == "GET" && !r.query.contains("watch=true"))
+        .map(|r| r.query)
+        .collect();
+    assert!(
+        node_lists.iter().all(|q| q.contains("limit=500")),
+        "every Node LIST is paged: {node_lists:?}"
+    );
+    assert!(
+        node_lists.iter().any(|q| q.contains("continue=")),
+        "later pages follow the continue token: {node_lists:?}"
+    );
+    cluster.stop_operator();
+}
