@@ -44,8 +44,30 @@ struct Cli {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Leave the operator out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "operator_only")]
     skip_operator: bool,
+    /// Measure only the operator and print its rows (writes no report).
+    #[arg(long)]
+    operator_only: bool,
+    /// Cluster sizes of the operator's steady-state runs, as NODESxCONFIGS (default: 10, 1,000 and
+    /// 5,000 nodes with 1 and 50 configs).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    operator_sizes: Vec<(usize, usize)>,
+    /// The operator's --log-level (its log is kept in a temporary directory and shown on failure).
+    #[arg(long, default_value = "warn")]
+    operator_log_level: String,
+}
+
+fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let (nodes, configs) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text:?}: expected NODESxCONFIGS, e.g. 5000x50"))?;
+    let number = |n: &str| {
+        n.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("{text:?}: {n:?} is not a count: {e}"))
+    };
+    Ok((number(nodes)?, number(configs)?))
 }
 
 /// The registry peer: the official Node MCP memory server, as hack/bench installs it from npm.
@@ -101,13 +123,26 @@ fn main() -> anyhow::Result<()> {
         eprintln!("bench: {line}");
     }
 
+    let mut operator_plan = operator::OperatorPlan::new(cli.quick);
+    if !cli.operator_sizes.is_empty() {
+        operator_plan.sizes = cli.operator_sizes.clone();
+    }
+    operator_plan.log_level = cli.operator_log_level.clone();
+    if cli.operator_only {
+        let results =
+            operator::measure(&cli.bin_dir, &operator_plan).map_err(|e| anyhow::anyhow!(e))?;
+        machine.finish();
+        let rows = operator::rows(&results);
+        println!("{}", report::text_table(&machine, &rows, &[]));
+        return Ok(());
+    }
     let setup = AgentSetup::new(&cli.bin_dir, &fixture)?;
     let registry = node.as_deref().zip(registry_script.as_deref());
     let (agent, peers) = measure_stdio(&cli, &root, &setup, &plan, registry)?;
     let operator = if cli.skip_operator {
         Err("--skip-operator".to_owned())
     } else {
-        operator::measure(&cli.bin_dir, cli.quick)
+        operator::measure(&cli.bin_dir, &operator_plan)
     };
     let results = Results {
         quick: cli.quick,

@@ -47,8 +47,14 @@ pub fn memory(pid: u32) -> Result<Memory, ProcError> {
     })
 }
 
-/// User plus system CPU time `pid` has used so far.
+/// CPU time `pid`'s live threads have used so far, in nanoseconds from the scheduler
+/// (`/proc/PID/task/*/schedstat`), falling back to `/proc/PID/stat`'s utime+stime (10 ms ticks)
+/// where the kernel keeps no schedstat. Time of threads that already exited is not counted by the
+/// first: measure windows in which the process keeps its threads.
 pub fn cpu_time(pid: u32) -> Result<Duration, ProcError> {
+    if let Some(nanos) = schedstat_nanos(pid) {
+        return Ok(Duration::from_nanos(nanos));
+    }
     let text = read(pid, "stat")?;
     let ticks = stat_cpu_ticks(&text).ok_or(ProcError::Field {
         pid,
@@ -58,6 +64,23 @@ pub fn cpu_time(pid: u32) -> Result<Duration, ProcError> {
     Ok(Duration::from_secs_f64(
         ticks as f64 / clock_ticks_per_second(),
     ))
+}
+
+fn schedstat_nanos(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        // A thread that exits between the listing and the read is simply not counted.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += schedstat_first(&text)?;
+        }
+    }
+    Some(total)
+}
+
+/// The first field of a schedstat line: nanoseconds spent on a CPU.
+fn schedstat_first(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 fn read(pid: u32, file: &'static str) -> Result<String, ProcError> {
@@ -111,6 +134,15 @@ mod tests {
             "4242 (odd (name) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 1 0 123 0 0";
         assert_eq!(stat_cpu_ticks(text), Some(42));
         assert_eq!(stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn schedstat_runtime_is_the_first_field() {
+        assert_eq!(
+            schedstat_first("227087868 322058908 767\n"),
+            Some(227_087_868)
+        );
+        assert_eq!(schedstat_first(""), None);
     }
 
     #[test]

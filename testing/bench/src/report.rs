@@ -65,7 +65,8 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(measure: impl Into<String>, ours: impl Into<String>) -> Row {
+    /// A row with no alternative to compare with.
+    pub fn new(measure: impl Into<String>, ours: impl Into<String>) -> Row {
         Row {
             measure: measure.into(),
             ours: ours.into(),
@@ -185,11 +186,11 @@ fn latency<'a>(session: &'a Session, label: &str) -> &'a Samples {
         .unwrap_or_else(|| panic!("the session measured no {label} calls"))
 }
 
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -207,7 +208,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
     let p = &r.peers;
     let calls_mock = latency(&a.session_mock, "get_gpu_inventory").len();
     let build = if r.quick {
-        "debug build, --quick"
+        "--quick smoke run"
     } else {
         "release build"
     };

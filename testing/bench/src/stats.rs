@@ -11,6 +11,7 @@ pub struct Samples {
 
 impl Samples {
     /// Samples from plain values.
+    #[cfg(test)]
     pub fn from_values(values: Vec<f64>) -> Samples {
         Samples { values }
     }
@@ -28,11 +29,6 @@ impl Samples {
     /// How many samples there are.
     pub fn len(&self) -> usize {
         self.values.len()
-    }
-
-    /// Whether nothing was measured.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 
     /// The median (the mean of the two middle values for an even count); `None` when empty.
