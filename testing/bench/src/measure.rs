@@ -105,6 +105,8 @@ pub struct Session {
     pub after_calls: Memory,
     /// Per call label: round-trip times in ms, warm-up excluded.
     pub latencies: Vec<(String, Samples)>,
+    /// Memory after each call label's block of calls (a leak grows block after block).
+    pub after_each: Vec<Memory>,
     /// Calls made in all, warm-up included.
     pub calls: usize,
 }
@@ -117,6 +119,7 @@ struct Running {
     done_of_call: usize,
     next_id: u64,
     latencies: Vec<(String, Samples)>,
+    after_each: Vec<Memory>,
 }
 
 /// Opens every planned session (`initialize` each), then takes turns of [`SESSION_BLOCK`] calls per
@@ -138,6 +141,7 @@ pub fn sessions(plans: &[SessionPlan], repeats: Repeats) -> anyhow::Result<Vec<S
                 .iter()
                 .map(|c| (c.label.to_owned(), Samples::default()))
                 .collect(),
+            after_each: Vec::new(),
         });
     }
     let mut finished: Vec<Option<Session>> = plans.iter().map(|_| None).collect();
@@ -158,6 +162,7 @@ pub fn sessions(plans: &[SessionPlan], repeats: Repeats) -> anyhow::Result<Vec<S
                 }
                 run.done_of_call += 1;
                 if run.done_of_call == repeats.total() {
+                    run.after_each.push(procfs::memory(run.peer.pid())?);
                     run.call += 1;
                     run.done_of_call = 0;
                 }
@@ -167,6 +172,7 @@ pub fn sessions(plans: &[SessionPlan], repeats: Repeats) -> anyhow::Result<Vec<S
                     after_initialize: run.after_initialize,
                     after_calls: procfs::memory(run.peer.pid())?,
                     latencies: std::mem::take(&mut run.latencies),
+                    after_each: std::mem::take(&mut run.after_each),
                     calls: (run.next_id - 2) as usize,
                 });
             }

@@ -59,7 +59,7 @@ impl Operator {
     }
 
     /// Reconciles started and finished so far.
-    fn reconcile_counts(&self) -> anyhow::Result<(u64, u64)> {
+    pub fn reconcile_counts(&self) -> anyhow::Result<(u64, u64)> {
         let body = http_get(self.metrics_port, "/metrics")?;
         let read = |name: &str| {
             counter(&body, name).with_context(|| format!("the operator's /metrics has no {name}"))

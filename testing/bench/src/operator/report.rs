@@ -1,6 +1,6 @@
 //! The operator's part of the report: its rows, its targets, how it was measured and what it teaches.
 
-use super::{OperatorResults, Steady};
+use super::{MIN_ROUNDS, OperatorResults, Steady};
 use crate::report::{Row, Target, mib, ms, thousands};
 use crate::stats::Samples;
 
@@ -131,16 +131,20 @@ pub fn method(op: &OperatorResults) -> Vec<String> {
              has arrived for 300 ms.",
             op.latencies.first().map_or(0, |l| l.create.len()),
         ),
-        "Steady state: the configs exist when the operator starts (one config selects every GPU \
-         node; fifty configs select one pool of a fiftieth of the nodes each). Once every config \
-         has its DaemonSet and status and all is quiet, idle CPU is measured over a quiet period; \
-         then rounds of no-op reconciles are provoked by changing an annotation of the \
-         RuntimeClass (every config reconciles; nothing it reads has changed), at least five rounds \
-         and fifty reconciles. Requests other than watches and writes come from the request log, \
-         reconciles from the operator's /metrics, CPU from the scheduler \
-         (`/proc/PID/task/*/schedstat`, ns), RSS from `/proc/PID/status` at the end (peak = VmHWM \
-         since start). CPU at the default 60 s resync = CPU per reconcile × configs / 60 s + idle CPU."
-            .to_owned(),
+        format!(
+            "Steady state: the configs exist when the operator starts (one config selects every GPU \
+             node; fifty configs select one pool of a fiftieth of the nodes each). Once every config \
+             has its DaemonSet and status and no reconcile runs, idle CPU is measured over a quiet \
+             period in which no reconcile starts; then rounds of no-op reconciles are provoked by \
+             changing an annotation of the RuntimeClass (every config reconciles; nothing it reads \
+             has changed), at least {MIN_ROUNDS} rounds and {} reconciles, each round waited for \
+             until every reconcile has finished. Requests other than watches and writes come from \
+             the request log, reconciles from the operator's /metrics, CPU from the scheduler \
+             (`/proc/PID/task/*/schedstat`, ns), RSS from `/proc/PID/status` at the end (peak = \
+             VmHWM since start). CPU at the default 60 s resync = CPU per reconcile × configs / 60 s \
+             + idle CPU.",
+            op.min_reconciles
+        ),
     ]
 }
 
@@ -148,13 +152,19 @@ pub fn method(op: &OperatorResults) -> Vec<String> {
 pub fn learned(op: &OperatorResults) -> Vec<String> {
     let mut points = Vec::new();
     let one_config: Vec<&Steady> = op.steady.iter().filter(|s| s.configs == 1).collect();
-    if let (Some(small), Some(large)) = (one_config.first(), one_config.last()) {
+    if let (Some(small), Some(large)) = (one_config.first(), one_config.last())
+        && large.nodes > small.nodes
+    {
         points.push(format!(
             "The operator's cost follows the nodes a reconcile lists: with one config, {} → {} \
              nodes takes RSS from {} to {} (peak {}) and CPU per reconcile from {} to {}, because \
              every reconcile LISTs the selected Nodes in full to read their GPU allocatable and \
-             runtime handlers. Splitting the nodes between configs with node selectors keeps each \
-             list small.",
+             runtime handlers: the whole list is held at once, as dynamic JSON and again as typed \
+             Nodes, and the allocator keeps the high-water mark. Splitting the nodes between configs \
+             with node selectors keeps each list small; in the operator itself, reading the Nodes a \
+             page at a time (`limit`/`continue`) straight into typed objects reduced at once to the \
+             few facts the reconcile needs bounds the memory by one page, and a shared Node \
+             reflector keeping only those facts would take the LIST out of every reconcile.",
             thousands(small.nodes as u64),
             thousands(large.nodes as u64),
             mib(small.memory.rss_bytes),
