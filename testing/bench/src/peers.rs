@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use crate::measure::{Repeats, Server};
 use crate::stats::Samples;
+use crate::stdio::Peer;
 
 /// The Python peer: `inventory_server.py FIXTURE` under the venv's Python with the `mcp` SDK.
 pub fn python<'a>(python: &'a Path, script: &'a Path, fixture: &'a Path) -> Server<'a> {
@@ -50,33 +51,37 @@ pub fn registry<'a>(
     }
 }
 
-/// Where a Python cold start goes: the bare interpreter, and the interpreter importing the SDK and PyYAML.
+/// Where a Python cold start goes: the bare interpreter, and the interpreter importing the SDK and
+/// PyYAML, each timed from spawn to its first printed line (the interpreter's teardown after it is
+/// not counted, as a server's would not be).
 #[derive(Debug, Clone)]
 pub struct PythonStartup {
     pub bare: Samples,
     pub imports: Samples,
 }
 
-/// Times `python -c pass` and `python -c 'import mcp.server.mcpserver, yaml'` to exit.
+/// Times `python -c 'print()'` and `python -c 'import mcp.server.mcpserver, yaml; print()'`.
 pub fn python_startup(python: &Path, repeats: Repeats) -> anyhow::Result<PythonStartup> {
     let run = |code: &str| -> anyhow::Result<Samples> {
         let mut samples = Samples::default();
         for n in 0..repeats.warmup + repeats.measured {
+            let mut command = Command::new(python);
+            command.args(["-c", code]);
             let started = Instant::now();
-            let status = Command::new(python)
-                .args(["-c", code])
-                .status()
-                .with_context(|| format!("cannot run {}", python.display()))?;
-            anyhow::ensure!(status.success(), "{} -c {code:?} failed", python.display());
+            let mut peer = Peer::spawn("python", command)?;
+            peer.recv()
+                .with_context(|| format!("{} -c {code:?} printed nothing", python.display()))?;
+            let elapsed = started.elapsed();
+            peer.finish(Duration::from_secs(5));
             if n >= repeats.warmup {
-                samples.push_duration(started.elapsed());
+                samples.push_duration(elapsed);
             }
         }
         Ok(samples)
     };
     Ok(PythonStartup {
-        bare: run("pass")?,
-        imports: run("import mcp.server.mcpserver, yaml")?,
+        bare: run("print('ready', flush=True)")?,
+        imports: run("import mcp.server.mcpserver, yaml; print('ready', flush=True)")?,
     })
 }
 

@@ -524,9 +524,9 @@ pub fn learned(r: &Results) -> Vec<String> {
     let fake_inv = median(latency(&a.session_fake_nvml, "get_gpu_inventory"));
     let mut points = vec![
         format!(
-            "A Python MCP server cannot start fast: the interpreter alone starts in {}, importing the \
-             `mcp` SDK and PyYAML brings that to {} before a line is read, and its `initialize` \
-             reply arrives after {}. The agent answers in {}, of which {} is what spawning any \
+            "A Python MCP server cannot start fast: the interpreter alone runs its first line after \
+             {}, with the `mcp` SDK and PyYAML imported after {}, and the peer's `initialize` reply \
+             arrives after {}. The agent answers in {}, of which {} is what spawning any \
              process and crossing the pipe costs (`cat`). For `kubectl exec` during an incident \
              that is the difference between instant and a noticeable pause on every session.",
             ms(bare),
@@ -547,6 +547,14 @@ pub fn learned(r: &Results) -> Vec<String> {
             ms(fake_inv)
         ),
     ];
+    points.push(format!(
+        "On the real NVML path `initialize` does not wait for the driver: the agent answers it in {} \
+         and loads the library on the first GPU call ({} to the first inventory, dlopen and nvmlInit \
+         of the fake library included), so a node whose driver hangs still gets a session that can \
+         say so.",
+        ms(median(&a.cold_fake_nvml.to_initialize)),
+        ms(median(&a.cold_fake_nvml.to_first_reply))
+    ));
     if let Ok(reg) = &p.registry {
         points.push(format!(
             "Against the official Node memory server the agent starts {} and idles in {} instead of \
