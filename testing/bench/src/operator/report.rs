@@ -78,12 +78,13 @@ pub fn rows(op: &OperatorResults) -> Vec<Row> {
 
 /// The operator's targets; "not measured" when the operator was skipped.
 pub fn targets(op: Option<&OperatorResults>) -> Vec<Target> {
+    // The issue asks for RSS at steady state; the peak (VmHWM, start-up convergence included) is
+    // reported beside it.
     let largest = op.and_then(|op| {
-        op.steady
-            .iter()
-            .filter(|s| s.nodes >= 5_000)
-            .map(|s| s.memory.hwm_bytes.max(s.memory.rss_bytes))
-            .max()
+        let at_5000: Vec<&Steady> = op.steady.iter().filter(|s| s.nodes >= 5_000).collect();
+        let rss = at_5000.iter().map(|s| s.memory.rss_bytes).max()?;
+        let peak = at_5000.iter().map(|s| s.memory.hwm_bytes).max()?;
+        Some((rss, peak))
     });
     let writes = op.map(|op| {
         let writes: usize = op.steady.iter().map(|s| s.writes).sum();
@@ -95,9 +96,18 @@ pub fn targets(op: Option<&OperatorResults>) -> Vec<Target> {
             goal: "operator RSS ≤ 40 MB at 5,000 nodes",
             measured: largest.map_or_else(
                 || "not measured".to_owned(),
-                |bytes| format!("peak {} (VmHWM, worst of 1 and 50 configs)", mib(bytes)),
+                |(rss, peak)| {
+                    format!(
+                        "{} ({:.1} MB) at steady state, worst of 1 and 50 configs; the start-up \
+                         peak (VmHWM, while converging) is {} ({:.1} MB)",
+                        mib(rss),
+                        rss as f64 / 1e6,
+                        mib(peak),
+                        peak as f64 / 1e6
+                    )
+                },
             ),
-            met: largest.map(|bytes| bytes <= 40_000_000),
+            met: largest.map(|(rss, _)| rss <= 40_000_000),
         },
         Target {
             goal: "zero writes per no-op reconcile",
