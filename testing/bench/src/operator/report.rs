@@ -1,0 +1,210 @@
+//! The operator's part of the report: its rows, its targets, how it was measured and what it teaches.
+
+use super::{MIN_ROUNDS, OperatorResults, Steady};
+use crate::report::{Row, Target, mib, ms, thousands};
+use crate::stats::Samples;
+
+fn median(s: &Samples) -> f64 {
+    s.median().unwrap_or(f64::NAN)
+}
+
+fn cluster(s: &Steady) -> String {
+    format!(
+        "{} nodes, {} config{}",
+        thousands(s.nodes as u64),
+        s.configs,
+        if s.configs == 1 { "" } else { "s" }
+    )
+}
+
+/// The operator's table rows.
+pub fn rows(op: &OperatorResults) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for l in &op.latencies {
+        let nodes = thousands(l.nodes as u64);
+        rows.extend([
+            Row::new(
+                format!("{nodes} nodes: `GpuDiagnosticsConfig` created → DaemonSet applied"),
+                ms(median(&l.create)),
+            ),
+            Row::new(
+                format!("{nodes} nodes: RuntimeClass deleted → DaemonSet re-rendered (DevicePlugin mode)"),
+                ms(median(&l.rc_deleted)),
+            ),
+            Row::new(
+                format!("{nodes} nodes: RuntimeClass created → DaemonSet back in RuntimeClass mode"),
+                ms(median(&l.rc_created)),
+            ),
+            Row::new(
+                format!(
+                    "{nodes} nodes: API requests / writes for a new config, until its status is \
+                     written and all is quiet"
+                ),
+                format!("{:.0} / {:.0}", median(&l.requests), median(&l.writes)),
+            ),
+        ]);
+    }
+    for s in &op.steady {
+        rows.push(Row::new(
+            format!("{}: API requests / writes per no-op reconcile", cluster(s)),
+            format!(
+                "{:.1} ({:.1} LIST) / {:.2} ({} reconciles)",
+                s.per_reconcile(s.requests),
+                s.per_reconcile(s.lists),
+                s.per_reconcile(s.writes),
+                s.reconciles
+            ),
+        ));
+        rows.push(Row::new(
+            format!(
+                "{}: RSS / peak · CPU per reconcile · idle CPU · CPU at the 60 s resync · start → converged",
+                cluster(s)
+            ),
+            format!(
+                "{} / {} · {} · {:.2}% · {:.2}% · {}",
+                mib(s.memory.rss_bytes),
+                mib(s.memory.hwm_bytes),
+                ms(s.cpu_per_reconcile().as_secs_f64() * 1e3),
+                s.idle_cpu_percent,
+                s.cpu_percent_at_default_resync(),
+                ms(s.converged.as_secs_f64() * 1e3)
+            ),
+        ));
+    }
+    let size = op.size.stripped_bytes.unwrap_or(op.size.on_disk_bytes);
+    rows.push(Row::new("operator binary size (stripped)", mib(size)));
+    rows
+}
+
+/// The operator's targets; "not measured" when the operator was skipped.
+pub fn targets(op: Option<&OperatorResults>) -> Vec<Target> {
+    // The issue asks for RSS at steady state; the peak (VmHWM, start-up convergence included) is
+    // reported beside it.
+    let largest = op.and_then(|op| {
+        let at_5000: Vec<&Steady> = op.steady.iter().filter(|s| s.nodes >= 5_000).collect();
+        let rss = at_5000.iter().map(|s| s.memory.rss_bytes).max()?;
+        let peak = at_5000.iter().map(|s| s.memory.hwm_bytes).max()?;
+        Some((rss, peak))
+    });
+    let writes = op.map(|op| {
+        let writes: usize = op.steady.iter().map(|s| s.writes).sum();
+        let reconciles: u64 = op.steady.iter().map(|s| s.reconciles).sum();
+        (writes, reconciles)
+    });
+    vec![
+        Target {
+            goal: "operator RSS ≤ 40 MB at 5,000 nodes",
+            measured: largest.map_or_else(
+                || "not measured".to_owned(),
+                |(rss, peak)| {
+                    format!(
+                        "{} ({:.1} MB) at steady state, worst of 1 and 50 configs; the start-up \
+                         peak (VmHWM, while converging) is {} ({:.1} MB)",
+                        mib(rss),
+                        rss as f64 / 1e6,
+                        mib(peak),
+                        peak as f64 / 1e6
+                    )
+                },
+            ),
+            met: largest.map(|(rss, _)| rss <= 40_000_000),
+        },
+        Target {
+            goal: "zero writes per no-op reconcile",
+            measured: writes.map_or_else(
+                || "not measured".to_owned(),
+                |(w, r)| format!("{w} writes in {r} no-op reconciles"),
+            ),
+            met: writes.map(|(w, r)| w == 0 && r > 0),
+        },
+    ]
+}
+
+/// The operator's Method lines.
+pub fn method(op: &OperatorResults) -> Vec<String> {
+    vec![
+        format!(
+            "Operator: the release binary runs as its own process (default flags: 60 s resync, \
+             concurrency 4) against testing/test-apiserver, which runs inside the harness and serves \
+             loopback HTTP; its request log counts every request the operator makes. Each cluster is \
+             seeded with the CRD, the `nvidia` RuntimeClass and GPU Nodes modelled on a real 8× H100 \
+             node (GPU feature-discovery labels, taint, capacity, conditions, node info, runtime \
+             handlers, ten images: {} bytes of JSON each).",
+            thousands(op.node_json_bytes as u64)
+        ),
+        format!(
+            "Latencies, {} runs after warm-up per cluster size: a config is created directly in the \
+             server's store (as if by kubectl), timed until its DaemonSet is stored; then the \
+             RuntimeClass is deleted, timed until the DaemonSet is re-applied without \
+             `runtimeClassName`, and created again, timed until it is back. A new config's request \
+             count runs from its creation until its status is written and no request but watches \
+             has arrived for 300 ms.",
+            op.latencies.first().map_or(0, |l| l.create.len()),
+        ),
+        format!(
+            "Steady state: the configs exist when the operator starts (one config selects every GPU \
+             node; fifty configs select one pool of a fiftieth of the nodes each). Once every config \
+             has its DaemonSet and status and no reconcile runs, idle CPU is measured over a quiet \
+             period in which no reconcile starts; then rounds of no-op reconciles are provoked by \
+             changing an annotation of the RuntimeClass (every config reconciles; nothing it reads \
+             has changed), at least {MIN_ROUNDS} rounds and {} reconciles, each round waited for \
+             until every reconcile has finished. Requests other than watches and writes come from \
+             the request log, reconciles from the operator's /metrics, CPU from the scheduler \
+             (`/proc/PID/task/*/schedstat`, ns), RSS from `/proc/PID/status` at the end (peak = \
+             VmHWM since start). CPU at the default 60 s resync = CPU per reconcile × configs / 60 s \
+             + idle CPU.",
+            op.min_reconciles
+        ),
+    ]
+}
+
+/// The operator's lessons, from this run's numbers.
+pub fn learned(op: &OperatorResults) -> Vec<String> {
+    let mut points = Vec::new();
+    let one_config: Vec<&Steady> = op.steady.iter().filter(|s| s.configs == 1).collect();
+    if let (Some(small), Some(large)) = (one_config.first(), one_config.last())
+        && large.nodes > small.nodes
+    {
+        points.push(format!(
+            "The operator's cost follows the Nodes a reconcile reads: with one config, {} → {} \
+             nodes takes RSS from {} to {} (peak {}) and CPU per reconcile from {} to {}. Every \
+             reconcile LISTs the selected Nodes (in pages of 500, each Node reduced at once to its \
+             name, GPU allocatable and runtime handlers), so its CPU grows with the nodes while its \
+             memory is bounded by a page; a shared Node reflector keeping only those facts would \
+             take the LIST out of every reconcile. Splitting the nodes between configs with node \
+             selectors keeps each list small.",
+            thousands(small.nodes as u64),
+            thousands(large.nodes as u64),
+            mib(small.memory.rss_bytes),
+            mib(large.memory.rss_bytes),
+            mib(large.memory.hwm_bytes),
+            ms(small.cpu_per_reconcile().as_secs_f64() * 1e3),
+            ms(large.cpu_per_reconcile().as_secs_f64() * 1e3),
+        ));
+    }
+    points.push(
+        "This bench found the operator's first version at 1 GiB RSS and 0.9 s of CPU per reconcile \
+         on 5,000 nodes (one config): it decoded the whole Node list as dynamic objects, copied them \
+         to JSON values and decoded them again into typed Nodes. Reading pages straight into a slim \
+         summary (commit 2814bb1) fixed it; the rows above measure the fixed operator."
+            .to_owned(),
+    );
+    let reactions: Vec<String> = op
+        .latencies
+        .iter()
+        .map(|l| {
+            format!(
+                "{} on {} nodes",
+                ms(median(&l.create)),
+                thousands(l.nodes as u64)
+            )
+        })
+        .collect();
+    points.push(format!(
+        "A new config has its DaemonSet {} after it is created; RuntimeClass changes are acted on \
+         as fast. The controller's 200 ms debounce is the floor; the rest grows with the Nodes the \
+         reconcile lists.",
+        reactions.join(" and ")
+    ));
+    points
+}
