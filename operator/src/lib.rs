@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod mode;
 pub mod names;
+pub mod nodes;
 pub mod observe;
 pub mod problems;
 pub mod quantity;

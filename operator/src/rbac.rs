@@ -99,9 +99,9 @@ pub const RBAC_RULES: &[Rule] = &[
     Rule {
         api_group: "",
         resources: &["nodes"],
-        verbs: &["get", "list"],
+        verbs: &["get", "list", "watch"],
         resource_names: &[],
-        why: "GPU capacity and runtime handlers of the selected nodes; get is also granted to the agent",
+        why: "GPU capacity and runtime handlers of the selected nodes (one shared, slimmed watch); get is also granted to the agent",
     },
     Rule {
         api_group: "",

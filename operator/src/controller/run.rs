@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, reflector::reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -18,6 +19,7 @@ use super::{Context, Guarded};
 use crate::dra::{self};
 use crate::http::{Health, Readiness};
 use crate::names;
+use crate::nodes::{self, ChangeFilter};
 
 use super::{error_policy, reconcile};
 
@@ -100,8 +102,11 @@ pub async fn run(
         }
     }
 
+    let node_changes = spawn_node_cache(ctx.clone(), client.clone());
+
     let metrics = ctx.metrics.clone();
     controller
+        .reconcile_all_on(node_changes)
         .with_config(
             ControllerConfig::default()
                 .concurrency(ctx.settings.concurrency)
@@ -124,6 +129,62 @@ pub async fn run(
         })
         .await;
     health.set(Readiness::Stopping);
+}
+
+/// Starts the shared Node watch: Nodes are slimmed before they are stored, the store is handed to
+/// reconciles once it has listed every Node, and the returned stream ticks whenever a Node's labels,
+/// allocatable resources or runtime handlers change (kubelet heartbeats and image lists do not count),
+/// so every config re-resolves at once instead of at its next resync.
+fn spawn_node_cache(
+    ctx: Arc<Context>,
+    client: kube::Client,
+) -> futures::channel::mpsc::UnboundedReceiver<()> {
+    let (reader, writer) = reflector::store::<Node>();
+    let (ticks, changes) = futures::channel::mpsc::unbounded();
+    let events = reflector(
+        writer,
+        watcher::watcher(Api::<Node>::all(client), watcher::Config::default()).modify(nodes::slim),
+    )
+    .default_backoff();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        let mut known = ChangeFilter::default();
+        let mut relist: Option<ChangeFilter> = None;
+        while let Some(event) = events.next().await {
+            let changed = match event {
+                Ok(watcher::Event::Init) => {
+                    relist = Some(ChangeFilter::default());
+                    false
+                }
+                Ok(watcher::Event::InitApply(node)) => {
+                    if let Some(fresh) = relist.as_mut() {
+                        fresh.applied(&node);
+                    }
+                    false
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let fresh = relist.take().unwrap_or_default();
+                    let changed = fresh != known;
+                    known = fresh;
+                    if ctx.nodes.get().is_none() {
+                        info!("Node cache synced; reconciles read Nodes from it");
+                        ctx.use_node_cache(reader.clone());
+                    }
+                    changed
+                }
+                Ok(watcher::Event::Apply(node)) => known.applied(&node),
+                Ok(watcher::Event::Delete(node)) => known.deleted(&node),
+                Err(error) => {
+                    warn!(%error, "Node watch failed; retrying with backoff");
+                    false
+                }
+            };
+            if changed && ticks.unbounded_send(()).is_err() {
+                return;
+            }
+        }
+    });
+    changes
 }
 
 /// Maps an object the operator labelled to its config.

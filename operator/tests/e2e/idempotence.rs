@@ -71,16 +71,22 @@ fn thirty_seconds_of_resyncs_after_convergence_write_nothing() {
         writes_before,
         "api_writes_total moved"
     );
-    // The resyncs did run: each reconcile lists the selected nodes.
+    // The resyncs did run: each reconcile reads the RuntimeClass it is configured with (Nodes come
+    // from the shared watch, not from a LIST per reconcile).
+    let reconcile_reads = cluster.server.count(
+        mark,
+        &RequestMatch::resource("runtimeclasses").verb(Verb::Get),
+    );
+    assert!(
+        reconcile_reads >= 3 * 10,
+        "expected at least 10 resyncs per config in 30 s with --resync-interval=1s, saw {reconcile_reads} RuntimeClass reads"
+    );
     let node_lists = cluster
         .server
         .count(mark, &RequestMatch::resource("nodes").verb(Verb::List));
-    assert!(
-        node_lists >= 3 * 10,
-        "expected at least 10 resyncs per config in 30 s with --resync-interval=1s, saw {node_lists} node lists"
-    );
+    assert_eq!(node_lists, 0, "reconciles read Nodes from the shared cache");
     eprintln!(
-        "30 s after convergence: {node_lists} node lists, {} write requests, all dry runs",
+        "30 s after convergence: {reconcile_reads} reconcile reads, {} write requests, all dry runs",
         writes.len()
     );
 
@@ -91,7 +97,10 @@ fn thirty_seconds_of_resyncs_after_convergence_write_nothing() {
         "three resyncs of every config by the new operator process",
         crate::harness::CONVERGE,
         |s| {
-            (s.count(mark, &RequestMatch::resource("nodes").verb(Verb::List)) >= 3 * 3)
+            (s.count(
+                mark,
+                &RequestMatch::resource("runtimeclasses").verb(Verb::Get),
+            ) >= 3 * 3)
                 .then_some(())
         },
     );

@@ -82,3 +82,56 @@ fn deleting_the_runtime_class_switches_to_dra_within_5s_and_recreating_it_switch
     );
     cluster.stop_operator();
 }
+
+#[test]
+fn a_device_plugin_appearing_on_a_node_is_followed_within_5s_but_heartbeats_are_ignored() {
+    // No RuntimeClass, no DRA: nothing works until the device plugin advertises GPUs on the node.
+    let cluster = Cluster::start(
+        Config::default().objects([crd(), gpu_node("gpu-a"), config("default", json!({}))]),
+        &["--resync-interval=60s"],
+    );
+    cluster.wait_status("default", "no GPU access method", |s| {
+        s["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "GpuAccessResolved" && c["status"] == "False")
+        })
+    });
+    // Give the Node watch its first sync before counting what a heartbeat costs.
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A kubelet heartbeat (conditions, a new resourceVersion) changes nothing the operator reads:
+    // no reconcile follows.
+    let mark = cluster.server.mark();
+    cluster
+        .server
+        .modify_object("v1", "Node", None, "gpu-a", |node| {
+            node["status"]["conditions"][0]["lastHeartbeatTime"] = json!("2026-01-01T00:00:00Z");
+        })
+        .expect("the heartbeat is stored");
+    std::thread::sleep(Duration::from_secs(1));
+    let reads = cluster.server.count(
+        mark,
+        &test_apiserver::RequestMatch::resource("runtimeclasses"),
+    );
+    assert_eq!(reads, 0, "a heartbeat triggers no reconcile");
+
+    let advertised = Instant::now();
+    cluster
+        .server
+        .modify_object("v1", "Node", None, "gpu-a", |node| {
+            node["status"]["allocatable"]["nvidia.com/gpu"] = json!("8");
+            node["status"]["capacity"]["nvidia.com/gpu"] = json!("8");
+        })
+        .expect("the device plugin's resource is stored");
+    cluster.wait("the DaemonSet in device-plugin mode", FOLLOW, |_| {
+        let ds = cluster.daemon_set("default")?;
+        (agent_container(&ds)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+            && cluster.config("default")?["status"]["mode"] == "DevicePlugin")
+            .then_some(())
+    });
+    eprintln!(
+        "followed the device plugin's resource in {:?}",
+        advertised.elapsed()
+    );
+    cluster.stop_operator();
+}

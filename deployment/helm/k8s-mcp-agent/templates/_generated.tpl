@@ -52,10 +52,10 @@
 - apiGroups: ["node.k8s.io"]
   resources: ["runtimeclasses"]
   verbs: ["get", "list", "watch"]
-# GPU capacity and runtime handlers of the selected nodes; get is also granted to the agent
+# GPU capacity and runtime handlers of the selected nodes (one shared, slimmed watch); get is also granted to the agent
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
 # agent pods, for per-node problems; list is also granted to the agent
 - apiGroups: [""]
   resources: ["pods"]
