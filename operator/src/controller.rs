@@ -78,9 +78,6 @@ pub struct Context {
     /// Tunables.
     pub settings: Settings,
     memory: Mutex<Memory>,
-    /// The shared, slimmed Node cache, once its watch has listed every Node; until then reconciles
-    /// LIST the Nodes they select.
-    nodes: std::sync::OnceLock<kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Node>>,
 }
 
 /// What the reconciler remembers between runs (all of it can be lost on restart).
@@ -112,16 +109,7 @@ impl Context {
             metrics,
             settings,
             memory: Mutex::new(Memory::default()),
-            nodes: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Hands reconciles the Node cache (once it has synced).
-    pub fn use_node_cache(
-        &self,
-        store: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Node>,
-    ) {
-        let _ = self.nodes.set(store);
     }
 
     fn memory(&self) -> MutexGuard<'_, Memory> {
@@ -258,7 +246,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         .ok_or(Error::Render(render::RenderError::MissingMetadata("uid")))?;
     let spec = &config.spec;
 
-    let (mut facts, mut observed) = observe(&ctx.api, &name, spec, ctx.nodes.get()).await?;
+    let (mut facts, mut observed) = observe(&ctx.api, &name, spec).await?;
     facts.admin_access = admin_access_fact(ctx, &uid, &facts, &observed);
     let mut resolution = resolve_mode(spec, &facts);
     let mut issues = Vec::new();

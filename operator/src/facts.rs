@@ -77,7 +77,7 @@ pub struct NodeSummaryMeta {
 }
 
 /// `status` of a [`NodeSummary`].
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSummaryStatus {
     /// Allocatable quantities by resource name.
@@ -89,7 +89,7 @@ pub struct NodeSummaryStatus {
 }
 
 /// One entry of `status.runtimeHandlers`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 pub struct RuntimeHandlerSummary {
     /// Handler name (`""` is the default handler).
     #[serde(default)]

@@ -3,10 +3,9 @@
 
 use crds::GpuDiagnosticsConfigSpec;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::runtime::reflector::Store;
 use serde_json::Value;
 
 use crate::dra::{self, DraVersion};
@@ -42,7 +41,6 @@ pub async fn observe(
     api: &KubeApi,
     config: &str,
     spec: &GpuDiagnosticsConfigSpec,
-    node_cache: Option<&Store<Node>>,
 ) -> Result<(ClusterFacts, Observed)> {
     let namespace = spec.namespace.name.as_str();
     let object_name = names::object_name(config);
@@ -76,19 +74,12 @@ pub async fn observe(
             .join(",")
     });
     let gpu_resource = &spec.gpu.resource_request.resource;
-    let nodes = match node_cache {
-        Some(cache) => crate::nodes::facts(
-            cache.state().iter().map(|n| n.as_ref()),
-            &spec.node_selector,
-            gpu_resource,
-        ),
-        None => api
-            .list_node_summaries(node_selector.as_deref())
-            .await?
-            .into_iter()
-            .map(|node| NodeFacts::from_summary(node, gpu_resource))
-            .collect(),
-    };
+    let nodes = api
+        .list_node_summaries(node_selector.as_deref())
+        .await?
+        .into_iter()
+        .map(|node| NodeFacts::from_summary(node, gpu_resource))
+        .collect();
 
     let namespace_object = api
         .get(&resource_of::<Namespace>(), None, namespace)

@@ -101,7 +101,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["nodes"],
         verbs: &["get", "list", "watch"],
         resource_names: &[],
-        why: "GPU capacity and runtime handlers of the selected nodes (one shared, slimmed watch); get is also granted to the agent",
+        why: "GPU capacity and runtime handlers of the selected nodes (a paged LIST per reconcile; one watch notices changes); get is also granted to the agent",
     },
     Rule {
         api_group: "",

@@ -1,17 +1,16 @@
 //! Wiring the controller: the watched config stream, the watches that re-trigger reconciles
-//! (owned DaemonSets and claim templates, RuntimeClasses, DeviceClasses), readiness.
+//! (owned DaemonSets and claim templates, RuntimeClasses, DeviceClasses, Node changes), readiness.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector::reflector, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -19,7 +18,7 @@ use super::{Context, Guarded};
 use crate::dra::{self};
 use crate::http::{Health, Readiness};
 use crate::names;
-use crate::nodes::{self, ChangeFilter};
+use crate::nodes::{ChangeFilter, WatchedNode};
 
 use super::{error_policy, reconcile};
 
@@ -102,7 +101,7 @@ pub async fn run(
         }
     }
 
-    let node_changes = spawn_node_cache(ctx.clone(), client.clone());
+    let node_changes = watch_node_changes(client.clone());
 
     let metrics = ctx.metrics.clone();
     controller
@@ -131,51 +130,46 @@ pub async fn run(
     health.set(Readiness::Stopping);
 }
 
-/// Starts the shared Node watch: Nodes are slimmed before they are stored, the store is handed to
-/// reconciles once it has listed every Node, and the returned stream ticks whenever a Node's labels,
-/// allocatable resources or runtime handlers change (kubelet heartbeats and image lists do not count),
-/// so every config re-resolves at once instead of at its next resync.
-fn spawn_node_cache(
-    ctx: Arc<Context>,
-    client: kube::Client,
-) -> futures::channel::mpsc::UnboundedReceiver<()> {
-    let (reader, writer) = reflector::store::<Node>();
+/// Starts the shared Node watch (see `nodes.rs`): the returned stream ticks whenever a Node's
+/// labels, allocatable resources or runtime handlers change, so every config re-resolves at once
+/// instead of at its next resync; kubelet heartbeats and image lists change no fingerprint.
+fn watch_node_changes(client: kube::Client) -> futures::channel::mpsc::UnboundedReceiver<()> {
     let (ticks, changes) = futures::channel::mpsc::unbounded();
-    let events = reflector(
-        writer,
-        watcher::watcher(Api::<Node>::all(client), watcher::Config::default()).modify(nodes::slim),
-    )
-    .default_backoff();
+    let events = watcher::watcher(Api::<WatchedNode>::all(client), watcher::Config::default())
+        .default_backoff();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
-        let mut known = ChangeFilter::default();
-        let mut relist: Option<ChangeFilter> = None;
+        let mut known: Option<ChangeFilter> = None;
+        let mut relist = ChangeFilter::default();
         while let Some(event) = events.next().await {
             let changed = match event {
                 Ok(watcher::Event::Init) => {
-                    relist = Some(ChangeFilter::default());
+                    relist = ChangeFilter::default();
                     false
                 }
                 Ok(watcher::Event::InitApply(node)) => {
-                    if let Some(fresh) = relist.as_mut() {
-                        fresh.applied(&node);
-                    }
+                    relist.applied(&node);
                     false
                 }
                 Ok(watcher::Event::InitDone) => {
-                    let fresh = relist.take().unwrap_or_default();
-                    let changed = fresh != known;
-                    known = fresh;
-                    if ctx.nodes.get().is_none() {
-                        info!("Node cache synced; reconciles read Nodes from it");
-                        ctx.use_node_cache(reader.clone());
+                    // The first listing only establishes what is known; a re-listing after a
+                    // dropped watch counts when it differs.
+                    let fresh = std::mem::take(&mut relist);
+                    let changed = known.as_ref().is_some_and(|k| *k != fresh);
+                    if known.is_none() {
+                        debug!("Node watch synced");
                     }
+                    known = Some(fresh);
                     changed
                 }
-                Ok(watcher::Event::Apply(node)) => known.applied(&node),
-                Ok(watcher::Event::Delete(node)) => known.deleted(&node),
+                Ok(watcher::Event::Apply(node)) => known
+                    .get_or_insert_with(ChangeFilter::default)
+                    .applied(&node),
+                Ok(watcher::Event::Delete(node)) => known
+                    .get_or_insert_with(ChangeFilter::default)
+                    .deleted(&node),
                 Err(error) => {
-                    warn!(%error, "Node watch failed; retrying with backoff");
+                    warn!(%error, "Node watch failed; retrying with backoff (node changes are noticed at resync meanwhile)");
                     false
                 }
             };

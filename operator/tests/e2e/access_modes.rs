@@ -446,9 +446,8 @@ fn the_original_charts_fallback_flags_pick_device_plugin_despite_the_runtime_cla
 
 #[test]
 fn large_clusters_are_listed_page_by_page_and_every_node_counts() {
-    // 1,234 GPU nodes: the operator reads Nodes in pages of 500 (the shared Node watch's initial
-    // list, and a reconcile's own LIST before that watch has synced), keeping only the fields it
-    // needs, and still sees every node.
+    // 1,234 GPU nodes: the operator reads Nodes in pages of 500 (each reconcile's LIST, and the Node
+    // watch's initial list), keeping only the fields it needs, and still sees every node.
     let mut objects = vec![crd(), config("default", json!({}))];
     objects.extend((0..1234).map(|i| device_plugin_node(&format!("gpu-{i:04}"), 8)));
     let cluster = Cluster::start(Config::default().objects(objects), &[]);

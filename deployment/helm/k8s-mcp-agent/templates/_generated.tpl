@@ -52,7 +52,7 @@
 - apiGroups: ["node.k8s.io"]
   resources: ["runtimeclasses"]
   verbs: ["get", "list", "watch"]
-# GPU capacity and runtime handlers of the selected nodes (one shared, slimmed watch); get is also granted to the agent
+# GPU capacity and runtime handlers of the selected nodes (a paged LIST per reconcile; one watch notices changes); get is also granted to the agent
 - apiGroups: [""]
   resources: ["nodes"]
   verbs: ["get", "list", "watch"]
