@@ -372,7 +372,8 @@ impl Default for ServiceAccountSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSpec {
-    /// `read-only` exposes diagnostics only; `operator` also allows corrective actions.
+    /// `read-only` (the default) or `operator`, reserved for future tools that change GPU state; every
+    /// tool the agent has today only reads, in both modes.
     #[serde(default)]
     pub mode: AgentMode,
     /// Log level of the agent (logs go to the container's stderr).
@@ -407,7 +408,7 @@ pub enum AgentMode {
     /// Diagnostics only.
     #[default]
     ReadOnly,
-    /// Diagnostics and corrective actions.
+    /// Reserved for future tools that change GPU state (today the same read-only tools).
     Operator,
 }
 
