@@ -106,17 +106,34 @@ impl KubeApi {
             let request = kube::core::Request::new("/api/v1/nodes")
                 .list(&params)
                 .map_err(|e| Error::kube(action())(kube::Error::BuildRequest(e)))?;
-            let page: SummaryList<NodeSummary> = self
-                .client
-                .request(request)
-                .await
-                .map_err(Error::kube(action()))?;
+            let page: SummaryList<NodeSummary> = self.request_slim(request, action).await?;
             nodes.extend(page.items);
             match page.metadata.continue_token {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
                 _ => return Ok(nodes),
             }
         }
+    }
+
+    /// Sends `request` and decodes its body straight from the bytes received: one buffer per
+    /// page, where `Client::request` holds the body twice more (joined, then copied to a String).
+    async fn request_slim<T: DeserializeOwned>(
+        &self,
+        request: http::Request<Vec<u8>>,
+        action: impl Fn() -> String,
+    ) -> Result<T> {
+        use futures::AsyncReadExt;
+        let mut body = self
+            .client
+            .request_stream(request)
+            .await
+            .map_err(Error::kube(action()))?;
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| Error::kube(action())(kube::Error::Service(Box::new(e))))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::kube(action())(kube::Error::SerdeError(e)))
     }
 
     /// `list`, decoded into a typed resource.
