@@ -180,19 +180,28 @@ pub async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action
     result
 }
 
+/// The status this config last had: the one this operator wrote for the config's current
+/// resourceVersion (the watch may not have delivered it yet), else the one the API server sent.
+fn last_known_status(
+    config: &GpuDiagnosticsConfig,
+    uid: &str,
+    ctx: &Context,
+) -> Option<GpuDiagnosticsConfigStatus> {
+    let seen_version = &config.metadata.resource_version;
+    ctx.memory()
+        .written_status
+        .get(uid)
+        .filter(|(version, _)| version == seen_version)
+        .map(|(_, status)| status.clone())
+        .or_else(|| config.status.clone())
+}
+
 /// Best effort: puts a failed reconcile's error in the config's status (once per distinct error), so
 /// `kubectl get gdc` and the conditions show it, not only an event.
 async fn report_failure_in_status(config: &GpuDiagnosticsConfig, message: &str, ctx: &Context) {
     let name = config.name_any();
     let Some(uid) = config.uid() else { return };
-    let seen_version = config.metadata.resource_version.clone();
-    let previous = ctx
-        .memory()
-        .written_status
-        .get(&uid)
-        .filter(|(version, _)| *version == seen_version)
-        .map(|(_, status)| status.clone())
-        .or_else(|| config.status.clone());
+    let previous = last_known_status(config, &uid, ctx);
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = status::with_reconcile_failure(
@@ -212,7 +221,7 @@ async fn report_failure_in_status(config: &GpuDiagnosticsConfig, message: &str, 
             ctx.metrics.wrote("status");
             ctx.memory()
                 .written_status
-                .insert(uid, (seen_version, status));
+                .insert(uid, (config.metadata.resource_version.clone(), status));
         }
         Err(error) => warn!(config = %name, %error, "could not report the failure in status"),
     }
@@ -302,14 +311,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         now,
     });
     let problem_count = problems.len();
-    let seen_version = config.metadata.resource_version.clone();
-    let previous = ctx
-        .memory()
-        .written_status
-        .get(&uid)
-        .filter(|(version, _)| *version == seen_version)
-        .map(|(_, status)| status.clone())
-        .or_else(|| config.status.clone());
+    let previous = last_known_status(config, &uid, ctx);
     let new_status = status::compute(
         previous.as_ref(),
         StatusInput {
@@ -339,9 +341,10 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         ctx.metrics.wrote("status");
         info!(config = %name, mode = ?new_status.mode, "status updated");
         publish_transitions(ctx, config, previous.as_ref(), &new_status).await;
-        ctx.memory()
-            .written_status
-            .insert(uid.clone(), (seen_version, new_status));
+        ctx.memory().written_status.insert(
+            uid.clone(),
+            (config.metadata.resource_version.clone(), new_status),
+        );
     }
     Ok(Action::requeue(ctx.settings.resync))
 }

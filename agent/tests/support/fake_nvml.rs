@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use gpu_fixture::{Fixture, Fx};
+use gpu_fixture::Fixture;
 
 /// Environment variable: use this fake library instead of building `fake-nvml`.
 pub const FAKE_NVML_LIB_ENV: &str = "FAKE_NVML_LIB";
@@ -128,22 +128,9 @@ impl FakeNvml {
 /// host bridge, as a real one would), for the NVML backend's PCI-bus scan.
 pub fn pci_sysfs(fixture: &Fixture) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut functions = vec![("0000:00:00.0".to_string(), "0x8086", "0x060000")];
-    if let Fx::Value(gpus) = fixture.pci_gpu_functions() {
-        for a in gpus {
-            let name = format!(
-                "{:04x}:{:02x}:{:02x}.{:x}",
-                a.domain, a.bus, a.device, a.function
-            );
-            functions.push((name, "0x10de", "0x030200"));
-        }
-    }
-    for (name, vendor, class) in functions {
-        let f = dir.path().join(name);
-        std::fs::create_dir_all(&f).expect("create a sysfs function directory");
-        std::fs::write(f.join("vendor"), format!("{vendor}\n")).expect("write vendor");
-        std::fs::write(f.join("class"), format!("{class}\n")).expect("write class");
-    }
+    fixture
+        .write_pci_sysfs(dir.path())
+        .expect("write the fake PCI sysfs tree");
     dir
 }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use gpu_fixture::{Fixture, Fx};
+use gpu_fixture::Fixture;
 use serde_json::json;
 
 use crate::kernel_log::KernelLog;
@@ -92,22 +92,7 @@ impl AgentSetup {
 /// A directory laid out like `/sys/bus/pci/devices` with the fixture's GPUs and a host bridge.
 fn pci_sysfs(fixture: &Fixture) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
-    let mut functions = vec![("0000:00:00.0".to_owned(), "0x8086", "0x060000")];
-    if let Fx::Value(gpus) = fixture.pci_gpu_functions() {
-        for a in gpus {
-            let name = format!(
-                "{:04x}:{:02x}:{:02x}.{:x}",
-                a.domain, a.bus, a.device, a.function
-            );
-            functions.push((name, "0x10de", "0x030200"));
-        }
-    }
-    for (name, vendor, class) in functions {
-        let f = dir.path().join(name);
-        std::fs::create_dir_all(&f)?;
-        std::fs::write(f.join("vendor"), format!("{vendor}\n"))?;
-        std::fs::write(f.join("class"), format!("{class}\n"))?;
-    }
+    fixture.write_pci_sysfs(dir.path())?;
     Ok(dir)
 }
 
