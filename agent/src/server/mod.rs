@@ -19,6 +19,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use tracing::Instrument;
 
 use crate::gpu::mock::MockBackend;
 use crate::gpu::{GpuBackend, NodeSnapshot};
@@ -128,14 +129,25 @@ impl GpuDiagServer {
         }
     }
 
-    /// Runs a blocking backend call off the executor, bounded by the backend timeout.
+    /// Runs a tool call inside its own `tool` span.
     async fn dispatch(
         &self,
         name: &str,
         args: Option<JsonObject>,
     ) -> Result<CallToolResult, McpError> {
-        let span = tracing::info_span!("tool", name);
-        let _enter = span.enter();
+        // `instrument`, not `enter`: a span entered across an await stays current for whatever else
+        // the thread polls meanwhile, so a concurrent call's log lines would carry this tool's name.
+        self.run_tool(name, args)
+            .instrument(tracing::info_span!("tool", name))
+            .await
+    }
+
+    /// Parses a tool's arguments and runs it; a failed tool is a result with `isError`.
+    async fn run_tool(
+        &self,
+        name: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, McpError> {
         let started = Instant::now();
         let result = match name {
             "get_gpu_inventory" => match parse_args("get_gpu_inventory", args) {
@@ -218,11 +230,16 @@ impl ServerHandler for GpuDiagServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.dispatch(&request.name, request.arguments)
-            .await
-            .map(Into::into)
+        // A cancelled call stops here (its reply is never sent), so nothing waits for it on EOF.
+        tokio::select! {
+            result = self.dispatch(&request.name, request.arguments) => result.map(Into::into),
+            _ = context.ct.cancelled() => Ok(CallToolResult::error(vec![ContentBlock::text(
+                format!("tools/call {} was cancelled by the client", request.name),
+            )])
+            .into()),
+        }
     }
 
     async fn list_prompts(

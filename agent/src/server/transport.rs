@@ -240,7 +240,31 @@ impl<R: AsyncBufRead + Unpin + Send> LineTransport<R> {
             self.in_flight.lock().remove(&rid.to_string());
             self.in_flight.answered.notify_waiters();
         }
-        let is_request = method.is_some() && id.as_ref().is_some_and(|v| !v.is_null());
+        if method.is_some() && id.as_ref().is_some_and(Value::is_null) {
+            self.reply_error(
+                Value::Null,
+                INVALID_REQUEST,
+                "Invalid Request: \"id\" is null; a request's id must be a string or a number (MCP \
+                 forbids null ids), and a notification has no \"id\" member at all"
+                    .into(),
+            );
+            return None;
+        }
+        let is_request = method.is_some() && id.is_some();
+        if is_request
+            && let Some(id) = &id
+            && self.in_flight.lock().contains(&id.to_string())
+        {
+            self.reply_error(
+                id.clone(),
+                INVALID_REQUEST,
+                format!(
+                    "Invalid Request: id {id} is already used by a request still in flight; give \
+                     every request its own id"
+                ),
+            );
+            return None;
+        }
         match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(Value::Object(obj)) {
             Ok(RxJsonRpcMessage::<RoleServer>::Request(req))
                 if matches!(req.request, ClientRequest::CustomRequest(_))
@@ -334,6 +358,7 @@ impl<R: AsyncBufRead + Unpin + Send + 'static> Transport<RoleServer> for LineTra
                     self.in_flight.lock().remove(&id.to_string());
                 }
                 explain_method_not_found(&mut value);
+                explain_missing_session(&mut value);
                 self.out.send(value.to_string()).map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout closed")
                 })
@@ -435,6 +460,22 @@ fn explain_method_not_found(msg: &mut Value) {
         *m = format!(
             "Method not found: {m} (this server implements initialize, server/discover, ping, \
              tools/list, tools/call, prompts/list and prompts/get)"
+        );
+    }
+}
+
+/// rmcp answers a request that arrives before `initialize` (and without the 2026-07-28 per-request
+/// metadata) by listing the `_meta` keys it lacks; say first what the client most likely forgot.
+fn explain_missing_session(msg: &mut Value) {
+    const PREFIX: &str = "request _meta is missing or has malformed required fields: ";
+    if let Some(err) = msg.get_mut("error")
+        && err.get("code").and_then(Value::as_i64) == Some(INVALID_PARAMS)
+        && let Some(Value::String(m)) = err.get_mut("message")
+        && let Some(keys) = m.strip_prefix(PREFIX)
+    {
+        *m = format!(
+            "No session: send initialize first (or use the 2026-07-28 per-request metadata; this \
+             request's _meta lacks {keys})"
         );
     }
 }
