@@ -256,7 +256,7 @@ fn a100_xid74_nvlink_from_iso_timestamps() {
     );
     assert_eq!(
         report.coverage.description,
-        "The kernel log (file tests/fixtures/kmsg/a100-xid74-nvlink.iso) covers 2026-11-27T06:00:01.000000Z to 2026-11-27T09:50:00.000000Z (the last 4.0 hours); older Xids are not visible: the ring buffer is bounded and cleared at boot."
+        "The kernel log (file tests/fixtures/kmsg/a100-xid74-nvlink.iso) covers 2026-11-27T06:00:01.000000Z to 2026-11-27T09:50:00.000000Z (3.8 hours of records, the oldest 4.0 hours ago); older Xids are not visible: the ring buffer is bounded and cleared at boot."
     );
 }
 

@@ -189,7 +189,7 @@ fn since_seconds_keeps_only_the_window_and_says_so() {
     );
     assert_eq!(
         report.coverage.description,
-        "The kernel log (/dev/kmsg) covers 2026-11-27T08:00:00.000000Z to 2026-11-27T09:56:40.000000Z (the last 2.0 hours); older Xids are not visible: the ring buffer is bounded and cleared at boot. Analysed: the last 10.0 minutes (since 2026-11-27T09:50:00.000000Z)."
+        "The kernel log (/dev/kmsg) covers 2026-11-27T08:00:00.000000Z to 2026-11-27T09:56:40.000000Z (116.7 minutes of records, the oldest 2.0 hours ago); older Xids are not visible: the ring buffer is bounded and cleared at boot. Analysed: the last 10.0 minutes (since 2026-11-27T09:50:00.000000Z)."
     );
     assert!(
         report.notes.contains(
@@ -386,4 +386,19 @@ fn optional_fields_are_absent_never_null() {
     assert!(value["events"][0].get("time").is_none());
     assert!(value["events"][0].get("pid").is_none());
     assert_eq!(value["verdict"], "WARN");
+}
+
+#[test]
+fn coverage_tells_the_span_of_the_records_apart_from_the_age_of_the_oldest() {
+    // Records from 24 h to 12 h before the analysis: the text must not call that "the last 24 hours".
+    let lines = [
+        "2026-11-26T10:00:00,000000+00:00 Linux version",
+        "2026-11-26T22:00:00,000000+00:00 NVRM: Xid (PCI:0000:3b:00): 13, old",
+    ];
+    let report = run(&lines, AnalyzeOptions::default());
+    assert_eq!(
+        report.coverage.description,
+        "The kernel log (/dev/kmsg) covers 2026-11-26T10:00:00.000000Z to 2026-11-26T22:00:00.000000Z (12.0 hours of records, the oldest 24.0 hours ago); older Xids are not visible: the ring buffer is bounded and cleared at boot."
+    );
+    assert_eq!(report.coverage.covered_seconds, Some(86_400.0));
 }

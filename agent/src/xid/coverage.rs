@@ -24,9 +24,10 @@ pub(super) fn coverage(
     let source = log.source.describe();
     let mut description = match (oldest, newest, covered_seconds) {
         (Some(oldest), Some(newest), Some(covered)) => format!(
-            "The kernel log ({source}) covers {} to {} (the last {}); older Xids are not visible: the ring buffer is bounded and cleared at boot.",
+            "The kernel log ({source}) covers {} to {} ({} of records, the oldest {} ago); older Xids are not visible: the ring buffer is bounded and cleared at boot.",
             format_rfc3339(oldest),
             format_rfc3339(newest),
+            human_duration((newest - oldest).max(0) as f64 / 1e6),
             human_duration(covered)
         ),
         _ if log.records_scanned == 0 => format!("The kernel log ({source}) is empty."),
