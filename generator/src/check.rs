@@ -74,6 +74,11 @@ pub fn check_documents(text: &str) -> Result<Report, CheckError> {
                 "{path} is not in the CRD schema: the API server would drop it silently"
             )));
         }
+        for (path, allowed) in enum_violations(schema, &object, "") {
+            report.findings.push(finding(format!(
+                "{path}: Unsupported value: the API server accepts only {allowed}"
+            )));
+        }
         let defaulted = default_like_apiserver(schema, &object);
         if let Err(errors) = Validator::new().validate(schema, &defaulted, None) {
             for error in errors.as_slice() {
@@ -108,6 +113,48 @@ fn default_like_apiserver(schema: &Value, object: &Value) -> Value {
         }
         current = next;
     }
+}
+
+/// Values outside their schema `enum`, with the path, the value and the allowed values, the way
+/// the API server rejects them (`Unsupported value`).
+fn enum_violations(schema: &Value, value: &Value, path: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        found.push((format!("{path} = {value}"), list.join(", ")));
+    }
+    match value {
+        Value::Object(fields) => {
+            for (key, child) in fields {
+                if path.is_empty() && key == "metadata" {
+                    continue;
+                }
+                let child_schema = schema["properties"]
+                    .get(key)
+                    .or_else(|| schema.get("additionalProperties"));
+                if let Some(child_schema) = child_schema {
+                    found.extend(enum_violations(
+                        child_schema,
+                        child,
+                        &format!("{path}.{key}"),
+                    ));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                found.extend(enum_violations(
+                    &schema["items"],
+                    item,
+                    &format!("{path}[{index}]"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    found
 }
 
 /// Paths of fields the schema does not declare in objects it closes (what the API server would
@@ -196,11 +243,31 @@ mod tests {
         );
         let report = check_documents(&config("  gpu: {mode: Bogus}\n")).unwrap();
         assert!(
-            report.findings[0]
+            report.findings[1]
                 .problem
                 .starts_with("the operator cannot read it: unknown variant `Bogus`"),
             "{:?}",
             report.findings
+        );
+    }
+
+    #[test]
+    fn a_value_outside_a_crd_enum_names_the_allowed_values() {
+        let report =
+            check_documents(&config("  gpu: {mode: auto}\n  agent: {logLevel: loud}\n")).unwrap();
+        let problems: Vec<&str> = report.findings.iter().map(|f| f.problem.as_str()).collect();
+        assert!(
+            problems.contains(
+                &".spec.gpu.mode = \"auto\": Unsupported value: the API server accepts only \
+                  \"Auto\", \"RuntimeClass\", \"DevicePlugin\", \"DRA\""
+            ),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(".spec.agent.logLevel = \"loud\": Unsupported value")),
+            "{problems:?}"
         );
     }
 
