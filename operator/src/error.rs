@@ -102,3 +102,58 @@ fn hint(error: &kube::Error) -> &'static str {
 
 /// Result with the operator's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, each cause once: a cause whose text an outer message
+/// already quotes (thiserror's `{source}`, kube's own nesting) is left out, so `a: b` never prints
+/// as `a: b: b`.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct E {
+        text: String,
+        #[source]
+        inner: Option<Box<E>>,
+    }
+
+    fn chain(texts: &[&str]) -> E {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |inner, text| {
+                Some(E {
+                    text: (*text).to_owned(),
+                    inner: inner.map(Box::new),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn quoted_causes_are_left_out_and_new_ones_appended() {
+        let e = chain(&[
+            "no config: cannot read /x: ENOENT",
+            "cannot read /x: ENOENT",
+            "ENOENT",
+        ]);
+        assert_eq!(one_line(&e), "no config: cannot read /x: ENOENT");
+        let e = chain(&["no config", "cannot read /x", "ENOENT"]);
+        assert_eq!(one_line(&e), "no config: cannot read /x: ENOENT");
+    }
+}

@@ -287,4 +287,18 @@ fn a_missing_cluster_configuration_is_a_clear_error() {
         stderr.contains("no Kubernetes client configuration"),
         "{stderr}"
     );
+    // Each cause once, and no colour codes when stderr is not a terminal.
+    assert_eq!(
+        stderr
+            .matches("No such file or directory (os error 2)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("failed to read kubeconfig").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "ANSI escape in {stderr:?}");
 }
