@@ -36,35 +36,35 @@ pub const RBAC_RULES: &[Rule] = &[
     Rule {
         api_group: "apiextensions.k8s.io",
         resources: &["customresourcedefinitions"],
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "patch"],
         resource_names: &["gpudiagnosticsconfigs.gpu.k8s-mcp-agent.io"],
-        why: "--install-crd: apply its own CRD at start-up and wait until Established",
+        why: "--install-crd: apply its own CRD at start-up (server-side apply: a patch, also when it creates) and wait until Established",
     },
     Rule {
         api_group: "",
         resources: &["namespaces"],
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "patch"],
         resource_names: &[],
-        why: "create and label the agent namespace (namespace.create)",
+        why: "create and label the agent namespace (namespace.create; server-side apply)",
     },
     Rule {
         api_group: "",
         resources: &["serviceaccounts"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        verbs: &["get", "list", "patch", "delete"],
         resource_names: &[],
-        why: "the agent ServiceAccount; list+delete prune one left behind by a rename",
+        why: "the agent ServiceAccount (server-side apply); list+delete prune one left behind by a rename",
     },
     Rule {
         api_group: "rbac.authorization.k8s.io",
         resources: &["clusterroles", "clusterrolebindings"],
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "patch"],
         resource_names: &[],
         why: "the agent's ClusterRole (get nodes, list pods) and its binding",
     },
     Rule {
         api_group: "apps",
         resources: &["daemonsets"],
-        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        verbs: &["get", "list", "watch", "patch", "delete"],
         resource_names: &[],
         why: "the agent DaemonSet; watch its status for readiness",
     },
@@ -78,7 +78,7 @@ pub const RBAC_RULES: &[Rule] = &[
     Rule {
         api_group: "resource.k8s.io",
         resources: &["resourceclaimtemplates"],
-        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        verbs: &["get", "list", "watch", "patch", "delete"],
         resource_names: &[],
         why: "the agent's claim template in DRA mode; dry-run apply probes admin access",
     },
@@ -151,7 +151,16 @@ pub const AGENT_RULES: &[Rule] = &[
     },
 ];
 
-/// Whether `rules` allow `verb` on `resource` (with `/subresource`) of `api_group`, named `name`.
+/// Verbs whose requests carry no object name when they are authorized, so a rule limited by
+/// `resourceNames` never matches them: a create's name is not known yet, a deletecollection has
+/// none. (A server-side apply that creates an object is a `patch` with the name, and matches.)
+pub const VERBS_NEVER_MATCHED_BY_NAME: &[&str] = &["create", "deletecollection"];
+
+/// Whether `rules` allow `verb` on `resource` (with `/subresource`) of `api_group`, named `name`,
+/// matching as Kubernetes RBAC does: `*` matches any group, resource or verb; a rule with
+/// `resourceNames` matches only requests that carry one of those names, and never a create or a
+/// deletecollection. (List and watch carry a name only with a `metadata.name` field selector,
+/// which the caller passes as `name`.)
 pub fn allows(
     rules: &[Rule],
     api_group: &str,
@@ -159,13 +168,52 @@ pub fn allows(
     verb: &str,
     name: Option<&str>,
 ) -> bool {
-    rules.iter().any(|rule| {
-        rule.api_group == api_group
-            && rule.resources.contains(&resource)
-            && rule.verbs.contains(&verb)
-            && (rule.resource_names.is_empty()
-                || name.is_some_and(|n| rule.resource_names.contains(&n)))
-    })
+    rules
+        .iter()
+        .any(|rule| rule_allows(rule, api_group, resource, verb, name))
+}
+
+fn rule_allows(
+    rule: &Rule,
+    api_group: &str,
+    resource: &str,
+    verb: &str,
+    name: Option<&str>,
+) -> bool {
+    let any = |items: &[&str], item: &str| items.iter().any(|i| *i == "*" || *i == item);
+    let resource_matches = rule.resources.iter().any(|r| {
+        *r == "*"
+            || *r == resource
+            || r.strip_prefix("*/")
+                .is_some_and(|sub| resource.split_once('/').is_some_and(|(_, s)| s == sub))
+    });
+    any(&[rule.api_group], api_group)
+        && resource_matches
+        && any(rule.verbs, verb)
+        && (rule.resource_names.is_empty()
+            || (!VERBS_NEVER_MATCHED_BY_NAME.contains(&verb)
+                && name.is_some_and(|n| rule.resource_names.contains(&n))))
+}
+
+/// Grants in `rules` that Kubernetes can never match (a create or deletecollection limited by
+/// `resourceNames`), as `group/resource verb` with the reason: a rule must only claim what it grants.
+pub fn ineffective_grants(rules: &[Rule]) -> Vec<String> {
+    let mut found = Vec::new();
+    for rule in rules.iter().filter(|r| !r.resource_names.is_empty()) {
+        for verb in rule
+            .verbs
+            .iter()
+            .filter(|v| VERBS_NEVER_MATCHED_BY_NAME.contains(v))
+        {
+            found.push(format!(
+                "{}/{} {verb}: a rule with resourceNames never matches a {verb} (the request \
+                 carries no name when it is authorized); grant it without resourceNames or drop it",
+                rule.api_group,
+                rule.resources.join(",")
+            ));
+        }
+    }
+    found
 }
 
 /// The rules as Kubernetes `PolicyRule`s (for ClusterRoles the operator or the chart writes).
@@ -200,6 +248,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_grant_can_match_a_request() {
+        assert_eq!(ineffective_grants(RBAC_RULES), Vec::<String>::new());
+        assert_eq!(ineffective_grants(AGENT_RULES), Vec::<String>::new());
+    }
+
+    const NAMED_CREATE: Rule = Rule {
+        api_group: "apiextensions.k8s.io",
+        resources: &["customresourcedefinitions"],
+        verbs: &["get", "create", "patch"],
+        resource_names: &["x.example.com"],
+        why: "test",
+    };
+
+    #[test]
+    fn a_create_is_never_matched_by_resource_names() {
+        let rules = [NAMED_CREATE];
+        let crd = "customresourcedefinitions";
+        let group = "apiextensions.k8s.io";
+        assert!(!allows(&rules, group, crd, "create", None));
+        assert!(!allows(&rules, group, crd, "create", Some("x.example.com")));
+        assert!(allows(&rules, group, crd, "patch", Some("x.example.com")));
+        assert!(!allows(&rules, group, crd, "patch", None));
+        assert_eq!(
+            ineffective_grants(&rules),
+            [
+                "apiextensions.k8s.io/customresourcedefinitions create: a rule with resourceNames \
+              never matches a create (the request carries no name when it is authorized); grant \
+              it without resourceNames or drop it"
+            ]
+        );
+    }
+
+    #[test]
+    fn wildcards_match_as_kubernetes_does() {
+        let rules = [Rule {
+            api_group: "*",
+            resources: &["*/status", "pods"],
+            verbs: &["*"],
+            resource_names: &[],
+            why: "test",
+        }];
+        assert!(allows(&rules, "apps", "daemonsets/status", "patch", None));
+        assert!(allows(&rules, "", "pods", "list", None));
+        assert!(!allows(&rules, "apps", "daemonsets", "patch", None));
+        assert!(!allows(&rules, "", "pods/log", "get", Some("p")));
     }
 
     #[test]

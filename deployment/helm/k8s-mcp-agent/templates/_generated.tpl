@@ -15,27 +15,27 @@
 - apiGroups: ["gpu.k8s-mcp-agent.io"]
   resources: ["gpudiagnosticsconfigs/status"]
   verbs: ["patch"]
-# --install-crd: apply its own CRD at start-up and wait until Established
+# --install-crd: apply its own CRD at start-up (server-side apply: a patch, also when it creates) and wait until Established
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   resourceNames: ["gpudiagnosticsconfigs.gpu.k8s-mcp-agent.io"]
-  verbs: ["get", "create", "patch"]
-# create and label the agent namespace (namespace.create)
+  verbs: ["get", "patch"]
+# create and label the agent namespace (namespace.create; server-side apply)
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "create", "patch"]
-# the agent ServiceAccount; list+delete prune one left behind by a rename
+  verbs: ["get", "patch"]
+# the agent ServiceAccount (server-side apply); list+delete prune one left behind by a rename
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "patch", "delete"]
 # the agent's ClusterRole (get nodes, list pods) and its binding
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterroles", "clusterrolebindings"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "patch"]
 # the agent DaemonSet; watch its status for readiness
 - apiGroups: ["apps"]
   resources: ["daemonsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # set blockOwnerDeletion on the claim template's owner reference to the DaemonSet
 - apiGroups: ["apps"]
   resources: ["daemonsets/finalizers"]
@@ -43,7 +43,7 @@
 # the agent's claim template in DRA mode; dry-run apply probes admin access
 - apiGroups: ["resource.k8s.io"]
   resources: ["resourceclaimtemplates"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # DRA mode needs the DeviceClass; re-resolve when one appears or goes
 - apiGroups: ["resource.k8s.io"]
   resources: ["deviceclasses"]
