@@ -15,6 +15,7 @@ pub mod crd;
 pub mod dra;
 pub mod error;
 pub mod facts;
+pub mod harness;
 pub mod http;
 pub mod kube_api;
 pub mod leader;
