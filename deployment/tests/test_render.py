@@ -189,6 +189,19 @@ def test_the_cluster_role_and_role_grant_exactly_the_operators_api_calls(helm, t
     assert binding["subjects"][0]["name"] == one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
 
 
+def test_agent_namespaces_narrow_the_operators_namespace_rule_to_those_names(helm, tmp_path):
+    def namespace_rules(args):
+        docs = render(helm, tmp_path, args)
+        return [r for r in one(docs, "ClusterRole")["rules"] if r["resources"] == ["namespaces"]]
+
+    assert namespace_rules(COMMANDS["quick-start"]) == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]}]
+    narrowed = namespace_rules(COMMANDS["quick-start"] + [
+        "--set", "operator.rbac.agentNamespaces={gpu-diagnostics,gpu-b}"])
+    assert narrowed == [{"apiGroups": [""], "resources": ["namespaces"],
+                         "resourceNames": ["gpu-diagnostics", "gpu-b"], "verbs": ["get", "patch"]}]
+
+
 def test_the_metrics_service_selects_the_operator(helm, tmp_path):
     docs = render(helm, tmp_path, COMMANDS["metrics-service"])
     service = one(docs, "Service")

@@ -78,6 +78,10 @@ pub fn rules_yaml(rules: &[&Rule]) -> String {
                 "  resourceNames: [{}]\n",
                 list(rule.resource_names)
             ));
+        } else if let Some(path) = rule.names_from_values {
+            out.push_str(&format!(
+                "  {{{{- with .Values.{path} }}}}\n  resourceNames: {{{{ toJson . }}}}\n  {{{{- end }}}}\n"
+            ));
         }
         out.push_str(&format!("  verbs: [{}]\n", list(rule.verbs)));
     }
@@ -113,9 +117,28 @@ mod tests {
             resources: &["leases", "other"],
             verbs: &["get"],
             resource_names: &[],
+            names_from_values: None,
             why: "test",
         }];
         assert!(matches!(split(&mixed), Err(RbacError::MixedRule { .. })));
+    }
+
+    #[test]
+    fn a_rule_narrowed_by_a_value_renders_its_names_only_when_the_list_is_set() {
+        let rule = Rule {
+            api_group: "",
+            resources: &["namespaces"],
+            verbs: &["get", "patch"],
+            resource_names: &[],
+            names_from_values: Some("operator.rbac.agentNamespaces"),
+            why: "label agent namespaces",
+        };
+        assert_eq!(
+            rules_yaml(&[&rule]),
+            "# label agent namespaces\n- apiGroups: [\"\"]\n  resources: [\"namespaces\"]\n  \
+             {{- with .Values.operator.rbac.agentNamespaces }}\n  resourceNames: {{ toJson . }}\n  \
+             {{- end }}\n  verbs: [\"get\", \"patch\"]\n"
+        );
     }
 
     #[test]
@@ -125,6 +148,7 @@ mod tests {
             resources: &["customresourcedefinitions"],
             verbs: &["get", "patch"],
             resource_names: &["x.example.com"],
+            names_from_values: None,
             why: "install the CRD",
         };
         assert_eq!(

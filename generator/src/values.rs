@@ -65,6 +65,9 @@ pub struct OperatorValues {
     /// The operator's ServiceAccount.
     #[serde(default)]
     pub service_account: OperatorServiceAccount,
+    /// Limits on the operator's own permissions.
+    #[serde(default)]
+    pub rbac: OperatorRbac,
     /// CPU and memory for the operator container.
     #[serde(default = "default_operator_resources")]
     pub resources: ResourceRequirements,
@@ -97,6 +100,7 @@ impl Default for OperatorValues {
             log_format: LogFormat::default(),
             metrics: Metrics::default(),
             service_account: OperatorServiceAccount::default(),
+            rbac: OperatorRbac::default(),
             resources: default_operator_resources(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
@@ -153,6 +157,17 @@ impl Default for LeaderElection {
             lease_name: default_lease_name(),
         }
     }
+}
+
+/// Limits on the operator's ClusterRole.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorRbac {
+    /// Namespaces the operator may create and label: the `namespace.name` of every
+    /// GpuDiagnosticsConfig. Empty lets it patch any namespace; listing them keeps it from changing
+    /// the labels (Pod Security levels included) of all others.
+    #[serde(default)]
+    pub agent_namespaces: Vec<String>,
 }
 
 /// Log line format of the operator.

@@ -13,6 +13,9 @@ pub struct Rule {
     pub verbs: &'static [&'static str],
     /// Object names the rule is limited to (empty: any).
     pub resource_names: &'static [&'static str],
+    /// A chart value (a list of names) that, when not empty, limits the rule to those names in the
+    /// chart's ClusterRole: for objects whose names only the installer knows.
+    pub names_from_values: Option<&'static str>,
     /// What the operator does with it.
     pub why: &'static str,
 }
@@ -24,6 +27,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["gpudiagnosticsconfigs"],
         verbs: &["get", "list", "watch"],
         resource_names: &[],
+        names_from_values: None,
         why: "watch the configs it reconciles",
     },
     Rule {
@@ -31,6 +35,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["gpudiagnosticsconfigs/status"],
         verbs: &["patch"],
         resource_names: &[],
+        names_from_values: None,
         why: "report mode, conditions and node problems",
     },
     Rule {
@@ -38,6 +43,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["customresourcedefinitions"],
         verbs: &["get", "patch"],
         resource_names: &["gpudiagnosticsconfigs.gpu.k8s-mcp-agent.io"],
+        names_from_values: None,
         why: "--install-crd: apply its own CRD at start-up (server-side apply: a patch, also when it creates) and wait until Established",
     },
     Rule {
@@ -45,6 +51,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["namespaces"],
         verbs: &["get", "patch"],
         resource_names: &[],
+        names_from_values: Some("operator.rbac.agentNamespaces"),
         why: "create and label the agent namespace (namespace.create; server-side apply)",
     },
     Rule {
@@ -52,6 +59,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["serviceaccounts"],
         verbs: &["get", "list", "patch", "delete"],
         resource_names: &[],
+        names_from_values: None,
         why: "the agent ServiceAccount (server-side apply); list+delete prune one left behind by a rename",
     },
     Rule {
@@ -59,6 +67,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["clusterroles", "clusterrolebindings"],
         verbs: &["get", "patch"],
         resource_names: &[],
+        names_from_values: None,
         why: "the agent's ClusterRole (get nodes, list pods) and its binding",
     },
     Rule {
@@ -66,6 +75,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["daemonsets"],
         verbs: &["get", "list", "watch", "patch", "delete"],
         resource_names: &[],
+        names_from_values: None,
         why: "the agent DaemonSet; watch its status for readiness",
     },
     Rule {
@@ -73,6 +83,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["daemonsets/finalizers"],
         verbs: &["update"],
         resource_names: &[],
+        names_from_values: None,
         why: "set blockOwnerDeletion on the claim template's owner reference to the DaemonSet",
     },
     Rule {
@@ -80,6 +91,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["resourceclaimtemplates"],
         verbs: &["get", "list", "watch", "patch", "delete"],
         resource_names: &[],
+        names_from_values: None,
         why: "the agent's claim template in DRA mode; dry-run apply probes admin access",
     },
     Rule {
@@ -87,6 +99,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["deviceclasses"],
         verbs: &["get", "list", "watch"],
         resource_names: &[],
+        names_from_values: None,
         why: "DRA mode needs the DeviceClass; re-resolve when one appears or goes",
     },
     Rule {
@@ -94,6 +107,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["runtimeclasses"],
         verbs: &["get", "list", "watch"],
         resource_names: &[],
+        names_from_values: None,
         why: "RuntimeClass mode needs the RuntimeClass; re-resolve when one appears or goes",
     },
     Rule {
@@ -101,6 +115,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["nodes"],
         verbs: &["get", "list", "watch"],
         resource_names: &[],
+        names_from_values: None,
         why: "GPU capacity and runtime handlers of the selected nodes (a paged LIST per reconcile; one watch notices changes); get is also granted to the agent",
     },
     Rule {
@@ -108,6 +123,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["pods"],
         verbs: &["list"],
         resource_names: &[],
+        names_from_values: None,
         why: "agent pods, for per-node problems; list is also granted to the agent",
     },
     Rule {
@@ -115,6 +131,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["events"],
         verbs: &["list"],
         resource_names: &[],
+        names_from_values: None,
         why: "kubelet events on agent pods (FailedCreatePodSandBox: runtime handler missing)",
     },
     Rule {
@@ -122,6 +139,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["events"],
         verbs: &["create", "patch"],
         resource_names: &[],
+        names_from_values: None,
         why: "events on mode changes and failures",
     },
     Rule {
@@ -129,6 +147,7 @@ pub const RBAC_RULES: &[Rule] = &[
         resources: &["leases"],
         verbs: &["get", "create", "patch"],
         resource_names: &[],
+        names_from_values: None,
         why: "--leader-elect",
     },
 ];
@@ -140,6 +159,7 @@ pub const AGENT_RULES: &[Rule] = &[
         resources: &["nodes"],
         verbs: &["get"],
         resource_names: &[],
+        names_from_values: None,
         why: "node facts for diagnostics",
     },
     Rule {
@@ -147,6 +167,7 @@ pub const AGENT_RULES: &[Rule] = &[
         resources: &["pods"],
         verbs: &["list"],
         resource_names: &[],
+        names_from_values: None,
         why: "which workloads use which GPU",
     },
 ];
@@ -261,6 +282,7 @@ mod tests {
         resources: &["customresourcedefinitions"],
         verbs: &["get", "create", "patch"],
         resource_names: &["x.example.com"],
+        names_from_values: None,
         why: "test",
     };
 
@@ -290,6 +312,7 @@ mod tests {
             resources: &["*/status", "pods"],
             verbs: &["*"],
             resource_names: &[],
+            names_from_values: None,
             why: "test",
         }];
         assert!(allows(&rules, "apps", "daemonsets/status", "patch", None));

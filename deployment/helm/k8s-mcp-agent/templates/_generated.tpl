@@ -23,6 +23,9 @@
 # create and label the agent namespace (namespace.create; server-side apply)
 - apiGroups: [""]
   resources: ["namespaces"]
+  {{- with .Values.operator.rbac.agentNamespaces }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
   verbs: ["get", "patch"]
 # the agent ServiceAccount (server-side apply); list+delete prune one left behind by a rename
 - apiGroups: [""]
