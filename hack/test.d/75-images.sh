@@ -4,7 +4,7 @@
 # runs what the pod specs run. Nothing is pulled: the runtime bases are local stand-ins for distroless made
 # from Debian packages (hack/image-bases.sh) and the binaries are built on the host with the Dockerfiles'
 # own recipe (hack/image-binary.sh), passed in with BINARY_FROM=prebuilt.
-# Installs buildah and musl-tools with apt-get when it can (root); otherwise says why it skipped.
+# As root it installs buildah and musl-tools with apt-get when missing; otherwise it says why it skipped.
 set -euo pipefail
 root=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
@@ -17,12 +17,13 @@ apt_install() {
   "${apt[@]}" >&2 || { apt-get update -q >&2 && "${apt[@]}" >&2; }
 }
 
+if [ "$(id -u)" != 0 ]; then
+  say "SKIPPED: needs root (uid $(id -u) here): it installs buildah and musl-tools with apt-get, and" \
+    "buildah runs the images with chroot isolation, which takes root. CI runs as root; so can you:" \
+    "sudo hack/test.sh images"
+  exit 0
+fi
 if ! command -v buildah >/dev/null 2>&1; then
-  if [ "$(id -u)" != 0 ]; then
-    say "SKIPPED: buildah is not installed and this user (uid $(id -u)) cannot install it; as root:" \
-      "apt-get install buildah, then rerun this stage"
-    exit 0
-  fi
   if ! command -v apt-get >/dev/null 2>&1; then
     say "SKIPPED: buildah is not installed and there is no apt-get to install it; install buildah" \
       "(https://github.com/containers/buildah/blob/main/install.md), then rerun this stage"
@@ -50,11 +51,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
   rustup target add "$musl_target" >&2 || musl=false
 fi
 if $musl && ! command -v musl-gcc >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt_install musl-tools || musl=false
-  else
-    musl=false
-  fi
+  if command -v apt-get >/dev/null 2>&1; then apt_install musl-tools || musl=false; else musl=false; fi
 fi
 
 t0=$(date +%s)
@@ -70,7 +67,7 @@ else
 fi
 # The fake libnvidia-ml, from the same build as stage 20 (a no-op after it).
 cargo build --workspace --all-targets --locked --quiet
-fake_nvml="$target/debug/libnvidia_ml.so"
+fake_nvml=$(realpath "$target/debug/libnvidia_ml.so")
 say "binaries ready in $(($(date +%s) - t0))s"
 
 # buildah's own storage under target/, so the stage leaves the machine's container storage alone.
@@ -92,16 +89,22 @@ operator_base=$static_base
 $musl || operator_base=$cc_base
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-build() { # $1 = image, $2 = Dockerfile, $3 = base image
-  local image="localhost/k8s-mcp-agent/$1:ci"
-  bah build --isolation chroot --pull=never -q -f "$2" -t "$image" \
-    --build-arg BASE_IMAGE="$3" --build-arg BINARY_FROM=prebuilt "$context" >/dev/null
+# Docker's name for this machine's architecture (buildah 1.28 does not set TARGETARCH by itself).
+case "$(uname -m)" in
+  aarch64 | arm64) arch=arm64 ;;
+  *) arch=amd64 ;;
+esac
+build() { # $1 = image, $2 = Dockerfile, $3 = base image, then more build flags
+  local image="localhost/k8s-mcp-agent/$1:ci" dockerfile=$2 base=$3
+  shift 3
+  bah build --isolation chroot --pull=never -q -f "$dockerfile" -t "$image" \
+    --build-arg BASE_IMAGE="$base" --build-arg BINARY_FROM=prebuilt "$@" "$context" >/dev/null
   rm -f "$out/$1.oci.tar"
   bah push -q "$image" "oci-archive:$out/$1.oci.tar:ghcr.io/k8s-mcp-agent/$1:$version"
-  say "built $image from $2 on $3 -> ${out#"$root/"}/$1.oci.tar"
+  say "built $image from $dockerfile on $base -> ${out#"$root/"}/$1.oci.tar"
 }
 build agent Dockerfile.agent "$cc_base"
-build operator Dockerfile.operator "$operator_base"
+build operator Dockerfile.operator "$operator_base" --build-arg TARGETARCH="$arch"
 
 # Runs a command in a fresh container of the image (chroot isolation, the image's user).
 run() { # $1 = image, [buildah run flags], --, command...
@@ -178,14 +181,15 @@ grep -q 'libnvidia-ml.so.1 could not be loaded' <<<"$message" \
   || fail "/agent check without a driver: expected the missing-NVML message, got: $message"
 say "/agent check without a driver: exit 1, '${message:0:80}...'"
 
-inject=(-v "$root/$fake_nvml:/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1:ro")
-[ "$(uname -m)" = x86_64 ] || fail "the injected-driver check assumes x86_64 (the fake library's path)"
+# Where the NVIDIA container toolkit mounts the driver's library on a Debian-based image.
+nvml_path="/usr/lib/$(uname -m)-linux-gnu/libnvidia-ml.so.1"
+inject=(-v "$fake_nvml:$nvml_path:ro")
 run agent "${inject[@]}" -- /agent check || fail "/agent check with the fake libnvidia-ml injected failed"
 real=$(inventory "NVML inventory" "${inject[@]}" -- /agent)
 [ "$(sed -n 1p <<<"$real")" = nvml ] || fail "NVML inventory: data source is not nvml: $real"
 [ "$(sed 1d <<<"$real")" = "$(sed 1d <<<"$mock")" ] \
   || fail "NVML inventory on the fake library lists other GPUs than the mock: $real vs $mock"
-say "with the fake libnvidia-ml at /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1: /agent check passes and" \
+say "with the fake libnvidia-ml at $nvml_path: /agent check passes and" \
   "the inventory lists the same 8 GPUs through the real NVML path"
 
 for image in agent operator; do
