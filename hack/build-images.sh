@@ -4,13 +4,18 @@
 # CI builds and runs the images with buildah in hack/test.d/75-images.sh; see hack/README.md.
 #
 #   hack/build-images.sh [--push] [--oci-dir DIR] [--platforms linux/amd64,linux/arm64]
-#                        [--prebuilt] [--build-arg NAME=VALUE]...
+#                        [--prebuilt] [--local-bases] [--agent-base IMAGE] [--operator-base IMAGE]
+#                        [--build-arg NAME=VALUE]...
 #
 #   --oci-dir DIR   also write DIR/agent.oci.tar and DIR/operator.oci.tar (OCI image archives; every
 #                   platform built, as an index): load them with `podman load`, copy them with skopeo
 #   --prebuilt      build the binaries on this machine (hack/image-binary.sh: cargo, and the musl target
 #                   and musl-gcc for the operator) instead of in the Rust image: BINARY_FROM=prebuilt
-#   --build-arg     passed to both builds, e.g. BASE_IMAGE=... or BUILDER_IMAGE=... (see the Dockerfiles)
+#   --agent-base, --operator-base
+#                   the runtime base of each image (BASE_IMAGE) instead of distroless cc / static
+#   --local-bases   buildah or podman: assemble both bases from Debian packages (hack/image-bases.sh) and
+#                   use them; with --prebuilt nothing is pulled
+#   --build-arg     passed to both builds, e.g. BUILDER_IMAGE=... (see the Dockerfiles)
 #
 # Environment:
 #   REGISTRY  image prefix (default ghcr.io/k8s-mcp-agent): $REGISTRY/agent and $REGISTRY/operator
@@ -28,6 +33,9 @@ push=false
 platforms=""
 oci_dir=""
 prebuilt=false
+local_bases=false
+agent_base=""
+operator_base=""
 build_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,9 +45,12 @@ while [ $# -gt 0 ]; do
     --oci-dir) [ $# -ge 2 ] || die "--oci-dir needs a directory"; oci_dir=$2; shift ;;
     --oci-dir=*) oci_dir=${1#--oci-dir=} ;;
     --prebuilt) prebuilt=true ;;
+    --local-bases) local_bases=true ;;
+    --agent-base) [ $# -ge 2 ] || die "--agent-base needs an image"; agent_base=$2; shift ;;
+    --operator-base) [ $# -ge 2 ] || die "--operator-base needs an image"; operator_base=$2; shift ;;
     --build-arg) [ $# -ge 2 ] || die "--build-arg needs NAME=VALUE"; build_args+=(--build-arg "$2"); shift ;;
     --build-arg=*) build_args+=(--build-arg "${1#--build-arg=}") ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -74,10 +85,19 @@ if $prebuilt; then
   build_args+=(--build-arg BINARY_FROM=prebuilt)
 fi
 
-build() { # $1 = image name, $2 = Dockerfile
+if $local_bases; then
+  [ "$engine" != docker ] || die "--local-bases needs buildah or podman (docker cannot see buildah's images)"
+  bases=$(hack/image-bases.sh)
+  agent_base=$(sed -n 1p <<<"$bases")
+  operator_base=$(sed -n 2p <<<"$bases")
+  build_args+=(--pull=never)
+fi
+
+build() { # $1 = image name, $2 = Dockerfile, $3 = base image (empty: the Dockerfile's)
   local image="$registry/$1:$TAG" archive="$oci_dir/$1.oci.tar"
-  local platform_flag=()
+  local platform_flag=() build_args=("${build_args[@]}")
   [ -z "$platforms" ] || platform_flag=(--platform "$platforms")
+  [ -z "$3" ] || build_args+=(--build-arg "BASE_IMAGE=$3")
   echo "build-images: $image from $2${platforms:+ for $platforms} with $engine" >&2
   case "$engine" in
     docker)
@@ -115,8 +135,8 @@ build() { # $1 = image name, $2 = Dockerfile
   [ -z "$oci_dir" ] || echo "build-images: wrote $archive" >&2
 }
 
-build agent Dockerfile.agent
-build operator Dockerfile.operator
+build agent Dockerfile.agent "$agent_base"
+build operator Dockerfile.operator "$operator_base"
 
 chart_version=$(sed -n 's/^appVersion: "\(.*\)"$/\1/p' deployment/helm/k8s-mcp-agent/Chart.yaml)
 echo "build-images: built $registry/agent:$TAG and $registry/operator:$TAG$($push && echo ', pushed')" >&2

@@ -103,8 +103,27 @@ build() { # $1 = image, $2 = Dockerfile, $3 = base image, then more build flags
   bah push -q "$image" "oci-archive:$out/$1.oci.tar:ghcr.io/k8s-mcp-agent/$1:$version"
   say "built $image from $dockerfile on $base -> ${out#"$root/"}/$1.oci.tar"
 }
+# The exported archive itself: its tag, and the entrypoint and user of the image it holds.
+check_archive() { # $1 = image, $2 = entrypoint, $3 = user
+  python3 - "$out/$1.oci.tar" "ghcr.io/k8s-mcp-agent/$1:$version" "$2" "$3" <<'PY' || fail "$1.oci.tar: see above"
+import json, sys, tarfile
+path, ref, entrypoint, user = sys.argv[1:]
+with tarfile.open(path) as tar:
+    blob = lambda digest: json.load(tar.extractfile("blobs/" + digest.replace(":", "/")))
+    [manifest] = json.load(tar.extractfile("index.json"))["manifests"]
+    got = manifest.get("annotations", {}).get("org.opencontainers.image.ref.name")
+    config = blob(blob(manifest["digest"])["config"]["digest"])["config"]
+if got != ref:
+    sys.exit(f"{path}: tagged {got}, expected {ref}")
+if config.get("Entrypoint") != [entrypoint] or config.get("User") != user:
+    sys.exit(f"{path}: entrypoint {config.get('Entrypoint')} user {config.get('User')}, "
+             f"expected [{entrypoint}] {user}")
+PY
+}
 build agent Dockerfile.agent "$cc_base"
 build operator Dockerfile.operator "$operator_base" --build-arg TARGETARCH="$arch"
+check_archive agent /agent 0:0
+check_archive operator /operator 65532:65532
 
 # Runs a command in a fresh container of the image (chroot isolation, the image's user).
 run() { # $1 = image, [buildah run flags], --, command...
