@@ -53,6 +53,13 @@ struct Cli {
     /// 5,000 nodes with 1 and 50 configs).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     operator_sizes: Vec<(usize, usize)>,
+    /// The operator's static musl build (what the image ships), measured at steady state beside the
+    /// glibc build in --bin-dir (hack/bench builds it when the musl target is installed).
+    #[arg(long)]
+    operator_musl: Option<PathBuf>,
+    /// Measure the operator at steady state only (no latency runs).
+    #[arg(long)]
+    operator_steady_only: bool,
     /// The operator's --log-level (its log is kept in a temporary directory and shown on failure).
     #[arg(long, default_value = "warn")]
     operator_log_level: String,
@@ -128,6 +135,10 @@ fn main() -> anyhow::Result<()> {
         operator_plan.sizes = cli.operator_sizes.clone();
     }
     operator_plan.log_level = cli.operator_log_level.clone();
+    operator_plan.musl_binary = cli.operator_musl.clone();
+    if cli.operator_steady_only {
+        operator_plan.latency_nodes.clear();
+    }
     if cli.operator_only {
         let results =
             operator::measure(&cli.bin_dir, &operator_plan).map_err(|e| anyhow::anyhow!(e))?;

@@ -6,7 +6,7 @@ mod cluster;
 mod process;
 mod report;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use test_apiserver::{Config, LogMark, RequestMatch, RequestRecord, TestApiServer, Verb};
@@ -31,6 +31,11 @@ const SETTLED: Duration = Duration::from_millis(300);
 pub struct OperatorPlan {
     /// (nodes, configs) of each steady-state measurement.
     pub sizes: Vec<(usize, usize)>,
+    /// The static musl build the operator image ships, measured at steady state beside the glibc build
+    /// (at [`OperatorPlan::musl_sizes`]); `None` leaves it out.
+    pub musl_binary: Option<PathBuf>,
+    /// (nodes, configs) of the musl build's steady-state measurements.
+    pub musl_sizes: Vec<(usize, usize)>,
     /// Node counts of the clusters the latencies are measured on.
     pub latency_nodes: Vec<usize>,
     pub warmup: usize,
@@ -49,6 +54,8 @@ impl OperatorPlan {
         if quick {
             OperatorPlan {
                 sizes: vec![(10, 1), (10, 3)],
+                musl_binary: None,
+                musl_sizes: vec![(10, 1)],
                 latency_nodes: vec![10],
                 warmup: 0,
                 measured: 1,
@@ -66,6 +73,8 @@ impl OperatorPlan {
                     (1_000, 50),
                     (5_000, 50),
                 ],
+                musl_binary: None,
+                musl_sizes: vec![(1_000, 1), (5_000, 1)],
                 latency_nodes: vec![10, 1_000],
                 warmup: 2,
                 measured: 20,
@@ -88,6 +97,15 @@ pub struct OperatorResults {
     pub node_json_bytes: usize,
     /// No-op reconciles at least per steady-state window.
     pub min_reconciles: u64,
+    /// The musl build's numbers, when the plan named one.
+    pub musl: Option<MuslResults>,
+}
+
+/// The static musl build (the image's binary) at steady state.
+pub struct MuslResults {
+    pub size: BinarySize,
+    /// By (configs, nodes).
+    pub steady: Vec<Steady>,
 }
 
 /// The operator at rest with `nodes` GPU nodes and `configs` configs.
@@ -137,6 +155,13 @@ pub fn measure(bin_dir: &Path, plan: &OperatorPlan) -> Result<OperatorResults, S
             binary.display()
         ));
     }
+    if let Some(musl) = plan.musl_binary.as_deref().filter(|b| !b.is_file()) {
+        return Err(format!(
+            "{} is missing: build it with `hack/image-binary.sh build operator DIR` (hack/bench does \
+             when the musl target is installed)",
+            musl.display()
+        ));
+    }
     run(&binary, plan).map_err(|e| format!("{e:#}"))
 }
 
@@ -144,13 +169,19 @@ fn run(binary: &Path, plan: &OperatorPlan) -> anyhow::Result<OperatorResults> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let musl_sizes: &[(usize, usize)] = match plan.musl_binary {
+        Some(_) => &plan.musl_sizes,
+        None => &[],
+    };
     let mut node_counts: Vec<usize> = plan.sizes.iter().map(|&(nodes, _)| nodes).collect();
+    node_counts.extend(musl_sizes.iter().map(|&(nodes, _)| nodes));
     node_counts.extend(&plan.latency_nodes);
     node_counts.sort_unstable();
     node_counts.dedup();
 
     let mut latencies_by_nodes = Vec::new();
     let mut steady = Vec::new();
+    let mut musl_steady = Vec::new();
     for nodes in node_counts {
         // One seeded cluster per node count (seeding thousands of nodes takes the harness a while);
         // each measurement starts its own operator and removes its configs afterwards.
@@ -183,14 +214,40 @@ fn run(binary: &Path, plan: &OperatorPlan) -> anyhow::Result<OperatorResults> {
             ))?;
             steady.push(measured);
         }
+        // The musl build right after the glibc one, on the same cluster.
+        for (musl, &(_, configs)) in plan
+            .musl_binary
+            .iter()
+            .flat_map(|b| musl_sizes.iter().map(move |size| (b, size)))
+            .filter(|(_, (n, _))| *n == nodes)
+        {
+            eprintln!("bench: musl operator at steady state, {nodes} nodes, {configs} configs");
+            musl_steady.push(runtime.block_on(steady_state(
+                musl,
+                plan,
+                &server,
+                dir.path(),
+                nodes,
+                configs,
+            ))?);
+        }
     }
     steady.sort_by_key(|s| (s.configs, s.nodes));
+    musl_steady.sort_by_key(|s| (s.configs, s.nodes));
+    let musl = match &plan.musl_binary {
+        Some(binary) => Some(MuslResults {
+            size: agent::binary_size(binary)?,
+            steady: musl_steady,
+        }),
+        None => None,
+    };
     Ok(OperatorResults {
         size: agent::binary_size(binary)?,
         latencies: latencies_by_nodes,
         steady,
         node_json_bytes: serde_json::to_vec(&cluster::node(0)).map_or(0, |v| v.len()),
         min_reconciles: plan.min_reconciles,
+        musl,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The operator's part of the report: its rows, its targets, how it was measured and what it teaches.
 
-use super::{MIN_ROUNDS, OperatorResults, Steady};
+use super::{MIN_ROUNDS, MuslResults, OperatorResults, Steady};
 use crate::report::{Row, Target, mib, ms, thousands};
 use crate::stats::Samples;
 
@@ -55,25 +55,51 @@ pub fn rows(op: &OperatorResults) -> Vec<Row> {
                 s.reconciles
             ),
         ));
-        rows.push(Row::new(
-            format!(
-                "{}: RSS / peak · CPU per reconcile · idle CPU · CPU at the 60 s resync · start → converged",
-                cluster(s)
-            ),
-            format!(
-                "{} / {} · {} · {:.2}% · {:.2}% · {}",
-                mib(s.memory.rss_bytes),
-                mib(s.memory.hwm_bytes),
-                ms(s.cpu_per_reconcile().as_secs_f64() * 1e3),
-                s.idle_cpu_percent,
-                s.cpu_percent_at_default_resync(),
-                ms(s.converged.as_secs_f64() * 1e3)
-            ),
-        ));
+        rows.push(resources_row("", s));
     }
     let size = op.size.stripped_bytes.unwrap_or(op.size.on_disk_bytes);
     rows.push(Row::new("operator binary size (stripped)", mib(size)));
+    if let Some(musl) = &op.musl {
+        rows.extend(musl_rows(musl));
+    }
     rows
+}
+
+/// The label of the musl build's rows.
+const MUSL: &str = "musl-static build (the image's binary)";
+
+/// The musl build's rows: the same resources row per cluster, and its size.
+fn musl_rows(musl: &MuslResults) -> Vec<Row> {
+    let mut rows: Vec<Row> = musl
+        .steady
+        .iter()
+        .map(|s| resources_row(&format!("{MUSL}, "), s))
+        .collect();
+    let size = musl.size.stripped_bytes.unwrap_or(musl.size.on_disk_bytes);
+    rows.push(Row::new(
+        format!("{MUSL}: binary size (stripped)"),
+        mib(size),
+    ));
+    rows
+}
+
+/// RSS, CPU and convergence at steady state; `prefix` names the build when it is not the glibc one.
+fn resources_row(prefix: &str, s: &Steady) -> Row {
+    Row::new(
+        format!(
+            "{prefix}{}: RSS / peak · CPU per reconcile · idle CPU · CPU at the 60 s resync · start → converged",
+            cluster(s)
+        ),
+        format!(
+            "{} / {} · {} · {:.2}% · {:.2}% · {}",
+            mib(s.memory.rss_bytes),
+            mib(s.memory.hwm_bytes),
+            ms(s.cpu_per_reconcile().as_secs_f64() * 1e3),
+            s.idle_cpu_percent,
+            s.cpu_percent_at_default_resync(),
+            ms(s.converged.as_secs_f64() * 1e3)
+        ),
+    )
 }
 
 /// The operator's targets; "not measured" when the operator was skipped.
@@ -122,7 +148,7 @@ pub fn targets(op: Option<&OperatorResults>) -> Vec<Target> {
 
 /// The operator's Method lines.
 pub fn method(op: &OperatorResults) -> Vec<String> {
-    vec![
+    let mut lines = vec![
         format!(
             "Operator: the release binary runs as its own process (default flags: 60 s resync, \
              concurrency 4) against testing/test-apiserver, which runs inside the harness and serves \
@@ -155,7 +181,16 @@ pub fn method(op: &OperatorResults) -> Vec<String> {
              + idle CPU.",
             op.min_reconciles
         ),
-    ]
+    ];
+    if op.musl.is_some() {
+        lines.push(
+            "The musl-static rows measure the binary the operator image ships (`cargo build --release \
+             --target x86_64-unknown-linux-musl`, the recipe in hack/image-binary.sh, musl's own \
+             allocator), the same way, right after the glibc build on the same cluster."
+                .to_owned(),
+        );
+    }
+    lines
 }
 
 /// The operator's lessons, from this run's numbers.
@@ -200,6 +235,9 @@ pub fn learned(op: &OperatorResults) -> Vec<String> {
          and kept more (86 MiB, in transparent huge pages)."
             .to_owned(),
     );
+    if let Some(point) = op.musl.as_ref().and_then(|musl| musl_compared(op, musl)) {
+        points.push(point);
+    }
     let reactions: Vec<String> = op
         .latencies
         .iter()
@@ -218,4 +256,43 @@ pub fn learned(op: &OperatorResults) -> Vec<String> {
         reactions.join(" and ")
     ));
     points
+}
+
+/// The musl build beside the glibc build on the largest cluster both were measured on.
+fn musl_compared(op: &OperatorResults, musl: &MuslResults) -> Option<String> {
+    let (m, g) = musl
+        .steady
+        .iter()
+        .filter_map(|m| {
+            let g = op
+                .steady
+                .iter()
+                .find(|g| (g.nodes, g.configs) == (m.nodes, m.configs))?;
+            Some((m, g))
+        })
+        .max_by_key(|(m, _)| (m.nodes, m.configs))?;
+    let ratio = |musl: f64, glibc: f64| {
+        if glibc > 0.0 {
+            format!("{:.2}×", musl / glibc)
+        } else {
+            "n/a".to_owned()
+        }
+    };
+    let (m_cpu, g_cpu) = (
+        m.cpu_per_reconcile().as_secs_f64(),
+        g.cpu_per_reconcile().as_secs_f64(),
+    );
+    Some(format!(
+        "The image ships the static musl build. On {}, it holds {} RSS (peak {}) against the glibc \
+         build's {} (peak {}): {} the RSS; and spends {} per no-op reconcile against {}: {} the CPU.",
+        cluster(m),
+        mib(m.memory.rss_bytes),
+        mib(m.memory.hwm_bytes),
+        mib(g.memory.rss_bytes),
+        mib(g.memory.hwm_bytes),
+        ratio(m.memory.rss_bytes as f64, g.memory.rss_bytes as f64),
+        ms(m_cpu * 1e3),
+        ms(g_cpu * 1e3),
+        ratio(m_cpu, g_cpu),
+    ))
 }
