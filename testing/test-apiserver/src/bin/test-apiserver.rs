@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Deserialize as _;
-use test_apiserver::{Config, DraVersion, TestApiServer};
+use test_apiserver::{Config, DraVersion, ExecRules, TestApiServer};
 
 /// Command line of the test API server.
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ struct Cli {
     /// Multi-document YAML files of objects to create at start (in order).
     #[arg(long)]
     seed: Vec<PathBuf>,
+    /// YAML or JSON file of pods/exec rules: which local command a pod's exec runs, which pods hang or
+    /// are forbidden (see testing/test-apiserver/README.md).
+    #[arg(long)]
+    exec_config: Option<PathBuf>,
     /// Exit when stdin reaches end of file (lets a parent process stop the server by closing a pipe).
     #[arg(long)]
     exit_on_stdin_close: bool,
@@ -73,6 +77,9 @@ async fn main() -> anyhow::Result<()> {
         .dra_versions(&cli.dra)
         .kubernetes_version(&cli.kubernetes_version)
         .admin_access(!cli.no_admin_access);
+    if let Some(path) = &cli.exec_config {
+        config = config.exec_rules(ExecRules::from_file(path).map_err(anyhow::Error::msg)?);
+    }
     for path in &cli.seed {
         config = config.objects(load_seed(path)?);
     }
