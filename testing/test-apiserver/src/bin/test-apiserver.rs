@@ -77,9 +77,9 @@ async fn follow_exec_config(server: &TestApiServer, path: Option<&std::path::Pat
         if text == applied {
             continue;
         }
-        match ExecRules::from_file(path).and_then(|rules| {
-            server.set_exec_rules(rules).map_err(|e| e.to_string())
-        }) {
+        match ExecRules::from_file(path)
+            .and_then(|rules| server.set_exec_rules(rules).map_err(|e| e.to_string()))
+        {
             Ok(()) => tracing::info!(path = %path.display(), "exec rules reloaded"),
             Err(error) => tracing::error!(%error, "exec rules not reloaded"),
         }
