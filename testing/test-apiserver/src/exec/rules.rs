@@ -105,6 +105,23 @@ pub struct ExecCommand {
     pub env: BTreeMap<String, String>,
 }
 
+/// The `resourceAttributes` of a SelfSubjectAccessReview.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccessQuestion<'a> {
+    /// Namespace asked about (`None`: all namespaces).
+    pub namespace: Option<&'a str>,
+    /// Verb (`create`, `get`, …).
+    pub verb: &'a str,
+    /// API group.
+    pub group: &'a str,
+    /// Resource (`pods`).
+    pub resource: &'a str,
+    /// Subresource (`exec`).
+    pub subresource: &'a str,
+    /// Object name, if the question is about one object.
+    pub name: Option<&'a str>,
+}
+
 /// The facts about one exec request that rules match on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecTarget<'a> {
@@ -255,6 +272,34 @@ impl ExecRules {
             .any(|r| matches!(r.action, ExecAction::Forbid {}) && r.matcher.matches(&target))
     }
 
+    /// Whether an access review for `verb` on `pods/exec` in `namespace` (of pod `name`, or of every pod
+    /// when `None`) is allowed: a named pod is denied when a forbid rule matches it; a namespace-wide
+    /// question only when a forbid rule covers every pod of the namespace. Both `get` and `create` are
+    /// denied (a WebSocket exec needs both). Everything else is allowed, as this server allows it.
+    pub fn allows(&self, review: &AccessQuestion<'_>) -> bool {
+        let exec = review.group.is_empty()
+            && review.resource == "pods"
+            && review.subresource == "exec"
+            && matches!(review.verb, "create" | "get" | "*");
+        if !exec {
+            return true;
+        }
+        let namespace = review.namespace.unwrap_or_default();
+        !self.rules.iter().any(|rule| {
+            matches!(rule.action, ExecAction::Forbid {})
+                && rule
+                    .matcher
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| n == namespace || namespace.is_empty())
+                && match (&rule.matcher.pod, review.name) {
+                    (None, _) => true,
+                    (Some(pod), Some(name)) => pod == name,
+                    (Some(_), None) => false,
+                }
+        })
+    }
+
     /// The first `run` or `hang` rule for a request (forbid rules were applied earlier).
     pub fn decide(&self, target: &ExecTarget<'_>) -> Option<&ExecAction> {
         self.rules
@@ -313,6 +358,39 @@ rules:
             panic!("the catch-all rule applies");
         };
         assert_eq!(fallback.argv, ["/bin/true"]);
+    }
+
+    #[test]
+    fn access_reviews_follow_the_forbid_rules() {
+        let rules = ExecRules {
+            rules: vec![
+                ExecRule::forbid().namespace("gpu").pod("agent-x"),
+                ExecRule::forbid().namespace("locked"),
+            ],
+            ..ExecRules::default()
+        };
+        let exec = |verb, namespace, name| AccessQuestion {
+            namespace,
+            verb,
+            resource: "pods",
+            subresource: "exec",
+            name,
+            ..AccessQuestion::default()
+        };
+        assert!(!rules.allows(&exec("create", Some("gpu"), Some("agent-x"))));
+        assert!(!rules.allows(&exec("get", Some("gpu"), Some("agent-x"))));
+        assert!(rules.allows(&exec("create", Some("gpu"), Some("agent-y"))));
+        assert!(rules.allows(&exec("create", Some("gpu"), None)));
+        assert!(!rules.allows(&exec("create", Some("locked"), None)));
+        assert!(rules.allows(&exec("list", Some("locked"), None)));
+        let pods = AccessQuestion {
+            resource: "pods",
+            ..exec("list", Some("locked"), None)
+        };
+        assert!(rules.allows(&AccessQuestion {
+            subresource: "",
+            ..pods
+        }));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP shell: accepts connections, turns each request into a Kubernetes request (route, verb),
 //! applies injected faults, hands it to the handlers, logs it, and writes the response or the watch stream.
 
+mod access_review;
 mod exec;
 mod handlers;
 mod params;
@@ -162,6 +163,15 @@ async fn handle(
         (None, Some(path)) => exec::prepare(&shared, &parts.method, &parts.headers, path, &query)
             .map(|accepted| Outcome::Upgrade(Box::new(accepted)))
             .unwrap_or_else(|error| Outcome::error(&error)),
+        (None, None) if matches!(&route, Some(Route::Resource(p)) if access_review::is_review(&parts.method, p)) =>
+        {
+            let version = match &route {
+                Some(Route::Resource(p)) => p.version.as_str(),
+                _ => "v1",
+            };
+            access_review::answer(&shared, version, &request_content_type, &body)
+                .unwrap_or_else(|error| Outcome::error(&error))
+        }
         (None, None) => handlers::dispatch(
             &shared,
             &parts.method,

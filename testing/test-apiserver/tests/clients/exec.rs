@@ -388,3 +388,74 @@ fn kubectl_exec_pipes_stdin_and_reports_the_exit_code() {
         assert!(!forbidden.status.success());
     }
 }
+
+/// SelfSubjectAccessReviews answer as the exec rules decide: what a client asks before it execs.
+#[tokio::test]
+async fn access_reviews_follow_the_forbid_rules() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let server = TestApiServer::start(config()).await.unwrap();
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(server.client().unwrap());
+    let ask = |verb: &str, name: Option<&str>| SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(NS.into()),
+                verb: Some(verb.into()),
+                resource: Some("pods".into()),
+                subresource: Some("exec".into()),
+                name: name.map(String::from),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let allowed = |review: SelfSubjectAccessReview| review.status.unwrap().allowed;
+    let pp = Default::default();
+    assert!(!allowed(
+        reviews
+            .create(&pp, &ask("create", Some("forbidden")))
+            .await
+            .unwrap()
+    ));
+    assert!(!allowed(
+        reviews
+            .create(&pp, &ask("get", Some("forbidden")))
+            .await
+            .unwrap()
+    ));
+    assert!(allowed(
+        reviews
+            .create(&pp, &ask("create", Some("echo")))
+            .await
+            .unwrap()
+    ));
+    assert!(allowed(
+        reviews.create(&pp, &ask("create", None)).await.unwrap()
+    ));
+
+    let Some(kubectl) = tool("kubectl", "TEST_KUBECTL") else {
+        return;
+    };
+    let scratch = Scratch::new("kubectl-can-i");
+    let can_i = |name: &str| {
+        let output = run(
+            &kubectl,
+            server.kubeconfig_path(),
+            &scratch.0,
+            &[
+                "auth",
+                "can-i",
+                "create",
+                &format!("pods/{name}"),
+                "--subresource=exec",
+                "-n",
+                NS,
+            ],
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(can_i("forbidden"), "no");
+    assert_eq!(can_i("echo"), "yes");
+}
