@@ -30,13 +30,15 @@ Use from a test next to this file (pytest puts this folder on `sys.path`):
         fleet_cluster.set_pod_state("gpu-healthy", "not-ready")
 
     def test_big(tmp_path):
-        with FleetCluster(tmp_path, [Node(f"gpu-{i:03d}") for i in range(100)]) as cluster:
+        with FleetCluster(tmp_path, uniform_nodes(100)) as cluster:   # 100 healthy GPU nodes
             ...
 
 `Node` fields: `scenario` (agent mock scenario), `gpus`, `gpu` (False: a CPU node), `agent` (False: no agent
 pod), `pod` ("running", "not-ready": Running but Ready=False with exec working, "crash-loop": Ready=False
 and exec failing), `exec` ("run", "hang", "forbid"). The server's stderr is in `tmp/test-apiserver.log`;
-the exec rules in `tmp/exec-rules.json`.
+the exec rules in `tmp/exec-rules.json`. SelfSubjectAccessReviews for `create pods/exec` answer as the
+exec rules do (denied for the forbidden node's current pod). Exec sessions write the agent's logs (level
+warn) on stderr: a client that asks for stderr must drain it.
 """
 
 from __future__ import annotations
@@ -103,6 +105,11 @@ DEFAULT_NODES = (
     Node("gpu-forbidden", exec="forbid"),
     Node("cpu-a", gpu=False, agent=False),
 )
+
+
+def uniform_nodes(count: int, scenario: str = "healthy") -> list:
+    """`count` answering GPU nodes with one scenario (for load and benchmark runs)."""
+    return [Node(f"gpu-{index:04d}", scenario) for index in range(count)]
 
 
 def labels(config: str = CONFIG) -> dict:
