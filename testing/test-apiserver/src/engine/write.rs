@@ -553,3 +553,32 @@ fn namespace_store() -> crate::catalog::StoreKey {
         resource: "namespaces".into(),
     }
 }
+
+#[cfg(test)]
+mod collection_tests {
+    use super::*;
+
+    #[test]
+    fn only_ownership_deletion_and_finalizer_changes_need_collection() {
+        let plain = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        let owned = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u1"}]}});
+        let other_owner = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u2"}]}});
+        let owned_status = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u1"}]}, "status": {"phase": "Failed"}});
+        let terminating =
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        let finalized = json!({"metadata": {"name": "p", "finalizers": ["x"]}});
+        for (old, new, needed) in [
+            (None, &plain, false),
+            (None, &owned, true),
+            (None, &finalized, true),
+            (Some(&plain), &plain, false),
+            (Some(&owned), &owned_status, false),
+            (Some(&owned), &other_owner, true),
+            (Some(&owned), &plain, true),
+            (Some(&finalized), &plain, true),
+            (Some(&terminating), &terminating, true),
+        ] {
+            assert_eq!(ownership_changed(old, new), needed, "{old:?} → {new}");
+        }
+    }
+}
