@@ -35,7 +35,8 @@ Use from a test next to this file (pytest puts this folder on `sys.path`):
 
 `Node` fields: `scenario` (agent mock scenario), `gpus`, `gpu` (False: a CPU node), `agent` (False: no agent
 pod), `pod` ("running", "not-ready": Running but Ready=False with exec working, "crash-loop": Ready=False
-and exec failing), `exec` ("run", "hang", "forbid"). The server's stderr is in `tmp/test-apiserver.log`;
+and exec failing), `exec` ("run", "hang", "forbid", "nvml-missing": the agent answers but runs with real NVML
+and no libnvidia-ml, so its tools report the node agent's own error). The server's stderr is in `tmp/test-apiserver.log`;
 the exec rules in `tmp/exec-rules.json`. SelfSubjectAccessReviews for `create pods/exec` answer as the
 exec rules do (denied for the forbidden node's current pod). Exec sessions write the agent's logs (level
 warn) on stderr: a client that asks for stderr must drain it.
@@ -71,7 +72,7 @@ MANAGER = "k8s-mcp-agent-operator"
 GDC_API_VERSION = "gpu.k8s-mcp-agent.io/v1alpha1"
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 POD_STATES = ("running", "not-ready", "crash-loop")
-EXEC_MODES = ("run", "hang", "forbid")
+EXEC_MODES = ("run", "hang", "forbid", "nvml-missing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +205,7 @@ class FleetCluster:
         return new
 
     def set_exec(self, node: str, mode: str):
-        """Changes what exec into the node's pod does: "run", "hang" or "forbid" (from the next exec on)."""
+        """Changes what exec into the node's pod does (one of `EXEC_MODES`, from the next exec on)."""
         if mode not in EXEC_MODES:
             raise ValueError(f"exec mode must be one of {EXEC_MODES}")
         self.execs[node] = mode
@@ -341,6 +342,11 @@ class FleetCluster:
                     "argv": [str(AGENT)],
                     "env": {"AGENT_NVML_MODE": "mock", "AGENT_MOCK_SCENARIO": self.nodes[node].scenario,
                             "AGENT_LOG_LEVEL": "warn"}}})
+            elif mode == "nvml-missing":
+                rules.append({"match": match, "run": {
+                    "argv": [str(AGENT)],
+                    "env": {"AGENT_NVML_MODE": "real", "AGENT_LOG_LEVEL": "warn",
+                            "AGENT_NVML_LIB": str(self.dir / "no-driver" / "libnvidia-ml.so.1")}}})
         text = json.dumps({"user": self.user, "rules": rules}, indent=1)
         tmp = self.rules_path.with_suffix(".tmp")
         tmp.write_text(text)

@@ -76,6 +76,12 @@ def test_pods_are_replaced_and_behaviour_changes_between_calls(fleet_cluster):
     fleet_cluster.set_exec("gpu-forbidden", "run")
     assert inventory(agent_exec(fleet_cluster, "gpu-forbidden"))["data_source"] == "mock:healthy"
 
+    fleet_cluster.set_exec("gpu-thermal-throttle", "nvml-missing")
+    missing = agent_exec(fleet_cluster, "gpu-thermal-throttle")
+    assert missing.returncode == 0, missing.stderr
+    reply = json.loads(missing.stdout.splitlines()[1])["result"]
+    assert reply["isError"] and "libnvidia-ml.so.1 could not be loaded" in reply["content"][0]["text"]
+
     fleet_cluster.set_pod_state("gpu-ecc-dbe", "not-ready")
     pod = json.loads(kubectl(fleet_cluster, "get", "pod", "-n", NAMESPACE, fleet_cluster.pods["gpu-ecc-dbe"],
                              "-o", "json").stdout)
