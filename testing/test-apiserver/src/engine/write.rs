@@ -12,7 +12,7 @@ use super::rules::{
     fold_string_data, keep_server_metadata, namespace_defaults, outside_metadata_and_status,
     same_object, separate_status, strip_admin_access, uses_admin_access,
 };
-use super::{State, Target, meta_str, metadata_mut, terminating};
+use super::{State, Target, finalizers, meta_str, metadata_mut, terminating};
 use crate::crd;
 use crate::error::{ApiError, StatusReason};
 use crate::fieldset::Part;
@@ -491,6 +491,7 @@ impl State {
             });
         }
         let created = old_hub.is_none();
+        let needs_collection = ownership_changed(old_hub.as_ref(), &hub);
         let stored = match old_hub {
             None => self.store.insert(target.store(), hub),
             Some(_) => self.store.replace(target.store(), hub),
@@ -501,13 +502,33 @@ impl State {
         {
             self.catalog.register_crd(resource_type);
         }
-        self.collect_garbage();
+        if needs_collection {
+            self.collect_garbage();
+        }
         Ok(Written {
             object: target.encode(stored),
             changed: true,
             created,
             warnings: Vec::new(),
         })
+    }
+}
+
+/// Whether a write can give the garbage collector work: owner references, deletion or finalizers
+/// changed (a write that leaves them alone cannot orphan, adopt or finish anything, and scanning every
+/// object on each such write makes bulk creation quadratic).
+fn ownership_changed(old: Option<&Value>, new: &Value) -> bool {
+    let facts = |object: &Value| {
+        (
+            object.pointer("/metadata/ownerReferences").cloned(),
+            object.pointer("/metadata/deletionTimestamp").is_some(),
+            finalizers(object),
+        )
+    };
+    let after = facts(new);
+    match old.map(facts) {
+        None => after.0.is_some() || after.1 || !after.2.is_empty(),
+        Some(before) => before != after || after.1,
     }
 }
 
@@ -530,5 +551,34 @@ fn namespace_store() -> crate::catalog::StoreKey {
     crate::catalog::StoreKey {
         group: String::new(),
         resource: "namespaces".into(),
+    }
+}
+
+#[cfg(test)]
+mod collection_tests {
+    use super::*;
+
+    #[test]
+    fn only_ownership_deletion_and_finalizer_changes_need_collection() {
+        let plain = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        let owned = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u1"}]}});
+        let other_owner = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u2"}]}});
+        let owned_status = json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "u1"}]}, "status": {"phase": "Failed"}});
+        let terminating =
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        let finalized = json!({"metadata": {"name": "p", "finalizers": ["x"]}});
+        for (old, new, needed) in [
+            (None, &plain, false),
+            (None, &owned, true),
+            (None, &finalized, true),
+            (Some(&plain), &plain, false),
+            (Some(&owned), &owned_status, false),
+            (Some(&owned), &other_owner, true),
+            (Some(&owned), &plain, true),
+            (Some(&finalized), &plain, true),
+            (Some(&terminating), &terminating, true),
+        ] {
+            assert_eq!(ownership_changed(old, new), needed, "{old:?} → {new}");
+        }
     }
 }
