@@ -54,7 +54,9 @@ pub struct FleetArgs {
     pub session_idle: Duration,
 }
 
-/// What `agent fleet` does; without a subcommand it serves MCP on stdio.
+/// What `agent fleet` does; without a subcommand it serves MCP on stdio. A command-line subcommand
+/// calls [`connect`] and then `Fleet::{list_gpu_nodes, fleet_health, fleet_xid}`, which return the
+/// same typed results as the MCP tools.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum FleetCommand {
     /// Serve MCP on stdin/stdout (the default).
