@@ -3,6 +3,7 @@ fleet (`fleet_cluster.py`: the test API server, whose pods/exec runs the real ag
 protocol eras."""
 
 import os
+import pathlib
 import time
 
 import jsonschema
@@ -187,3 +188,30 @@ def test_an_unreachable_api_server_is_an_error_naming_the_kubeconfig_and_context
     assert "cannot reach the Kubernetes API server" in text
     assert f"kubeconfig {kubeconfig}, context prod" in text
     assert "kubectl --context prod get nodes" in text
+
+
+def agent_children(cluster) -> int:
+    """Processes the test API server started for exec sessions (the node agents)."""
+    parent = cluster._process.pid
+    count = 0
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            count += 1
+    return count
+
+
+def test_closing_the_fleet_closes_every_node_session(fleet_cluster):
+    async def body(c):
+        await c.call_tool("get_fleet_gpu_health", {"nodes": ["gpu-healthy", "gpu-ecc-dbe", "gpu-fallen-off-bus"]})
+        return agent_children(fleet_cluster)
+
+    open_sessions = run(session(fleet(cluster_env(fleet_cluster)), "legacy", body))
+    assert open_sessions == 3, "one node agent per node, kept open between calls"
+    deadline = time.monotonic() + 10
+    while agent_children(fleet_cluster) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert agent_children(fleet_cluster) == 0, "the fleet closed each agent's stdin on exit"
