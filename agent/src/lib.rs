@@ -1,5 +1,6 @@
 //! k8s-mcp-agent: the GPU-diagnostics MCP server library behind the `agent` binary.
 
+pub mod fleet;
 pub mod gpu;
 pub mod harness;
 pub mod health;

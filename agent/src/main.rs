@@ -119,6 +119,8 @@ enum Command {
     Idle,
     /// Readiness probe: exit 0 when NVML initializes and sees at least one GPU, else 1.
     Check,
+    /// One MCP server for every GPU node of a cluster, run on your machine (through pods/exec).
+    Fleet(agent::fleet::FleetArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -127,7 +129,7 @@ enum NvmlMode {
     Mock,
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // The readiness probe prints one line on failure and nothing else unless asked.
     let level = match (&cli.command, cli.log_level.as_str()) {
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(&cli)),
         Command::Idle => runtime.block_on(idle()),
         Command::Check => runtime.block_on(check(&cli)),
+        Command::Fleet(args) => runtime.block_on(agent::fleet::run(args, shutdown_signal())),
     };
     // Blocking threads may still be parked in a read of stdin or in a hung NVML call: never wait for them.
     runtime.shutdown_background();
