@@ -79,6 +79,16 @@ impl Outcome {
     }
 }
 
+/// Requests answered outside the resource handlers (they are not stored resources).
+enum ServedHere<'a> {
+    /// `pods/NAME/exec`: a WebSocket upgrade.
+    Exec(&'a route::ResourcePath),
+    /// A SelfSubjectAccessReview.
+    AccessReview(&'a route::ResourcePath),
+    /// Everything else.
+    Elsewhere,
+}
+
 /// Serves connections until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
@@ -154,25 +164,25 @@ async fn handle(
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
-    let exec_path = match &route {
-        Some(Route::Resource(path)) if exec::is_exec(path) => Some(path),
-        _ => None,
+    let served_here = match &route {
+        Some(Route::Resource(path)) if exec::is_exec(path) => ServedHere::Exec(path),
+        Some(Route::Resource(path)) if access_review::is_review(&parts.method, path) => {
+            ServedHere::AccessReview(path)
+        }
+        _ => ServedHere::Elsewhere,
     };
-    let outcome = match (verdict.failure, exec_path) {
+    let outcome = match (verdict.failure, served_here) {
         (Some(error), _) => Outcome::error(&error),
-        (None, Some(path)) => exec::prepare(&shared, &parts.method, &parts.headers, path, &query)
-            .map(|accepted| Outcome::Upgrade(Box::new(accepted)))
-            .unwrap_or_else(|error| Outcome::error(&error)),
-        (None, None) if matches!(&route, Some(Route::Resource(p)) if access_review::is_review(&parts.method, p)) =>
-        {
-            let version = match &route {
-                Some(Route::Resource(p)) => p.version.as_str(),
-                _ => "v1",
-            };
-            access_review::answer(&shared, version, &request_content_type, &body)
+        (None, ServedHere::Exec(path)) => {
+            exec::prepare(&shared, &parts.method, &parts.headers, path, &query)
+                .map(|accepted| Outcome::Upgrade(Box::new(accepted)))
                 .unwrap_or_else(|error| Outcome::error(&error))
         }
-        (None, None) => handlers::dispatch(
+        (None, ServedHere::AccessReview(path)) => {
+            access_review::answer(&shared, &path.version, &request_content_type, &body)
+                .unwrap_or_else(|error| Outcome::error(&error))
+        }
+        (None, ServedHere::Elsewhere) => handlers::dispatch(
             &shared,
             &parts.method,
             &parts.headers,
