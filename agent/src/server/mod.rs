@@ -25,7 +25,7 @@ use crate::gpu::{GpuBackend, NodeSnapshot};
 use crate::prompts;
 use crate::xid::LogSource;
 
-pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, XidArgs, XidResult};
+pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
 use tools::{TOOLS, parse_args, structured};
 
 /// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.
