@@ -139,11 +139,9 @@ fn main() -> ExitCode {
             return ExitCode::from(agent::cli::usage_exit_code(&e, &args));
         }
     };
-    // The readiness probe prints one line on failure and nothing else unless asked; one-shot reports
-    // keep stderr for warnings.
+    // The readiness probe and the one-shot reports print their own error and nothing else unless asked.
     let level = match (&cli.command, cli.log_level.as_str()) {
-        (Some(Command::Check), "info") => "error",
-        (Some(Command::Node(_)), "info") => "warn",
+        (Some(Command::Check | Command::Node(_)), "info") => "error",
         (_, level) => level,
     };
     if let Err(e) = init_logging(level) {

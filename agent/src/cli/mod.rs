@@ -20,7 +20,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::health::Verdict;
-use crate::server::{GpuDiagServer, GpuScopeArgs, HealthArgs, XidArgs};
+use crate::server::{GpuDiagServer, GpuScopeArgs, HealthArgs, ToolError, XidArgs};
 use style::Style;
 
 /// Exit code when a one-shot command could not tell (tool error, bad flag): "UNKNOWN".
@@ -152,7 +152,7 @@ async fn execute(command: &NodeCommand, server: &GpuDiagServer) -> anyhow::Resul
             let args = GpuScopeArgs {
                 gpu_index: cmd.common.gpu,
             };
-            let report = server.inventory(args).await?;
+            let report = tool(server.inventory(args).await)?;
             print(cmd.common.output, &report, || {
                 render::inventory::table(&report, style)
             })?;
@@ -171,7 +171,7 @@ async fn execute(command: &NodeCommand, server: &GpuDiagServer) -> anyhow::Resul
                 gpu_index: cmd.common.gpu,
                 window_seconds,
             };
-            let result = server.health(args).await?;
+            let result = tool(server.health(args).await)?;
             let vitals = match cmd.common.output {
                 OutputFormat::Table => {
                     let args = GpuScopeArgs {
@@ -197,13 +197,18 @@ async fn execute(command: &NodeCommand, server: &GpuDiagServer) -> anyhow::Resul
                 max_events: cmd.max_events,
                 gpu_index: cmd.common.gpu,
             };
-            let result = server.xid(args).await?;
+            let result = tool(server.xid(args).await)?;
             print(cmd.common.output, &result, || {
                 render::xid::table(&result, style)
             })?;
             Ok(verdict_exit_code(result.report.verdict))
         }
     }
+}
+
+/// A tool's error as the command's error: its message already says what failed and what to do.
+fn tool<T>(result: Result<T, ToolError>) -> anyhow::Result<T> {
+    result.map_err(|e| anyhow::Error::msg(e.to_string()))
 }
 
 /// Writes `value` as the format asks: the table from `table`, or the value exactly as the MCP tool's

@@ -3,3 +3,4 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod fake_nvml;
+pub mod frozen;

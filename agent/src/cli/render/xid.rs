@@ -17,10 +17,10 @@ pub fn table(result: &XidResult, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}, kernel log {}: {} Xid event(s): {}\n",
+        "{}, {} Xid event(s) in the kernel log ({}): {}\n",
         node_line(result.node_name.as_deref(), &result.data_source),
-        report.source.describe(),
         report.xid_event_count,
+        report.source.describe(),
         style.verdict(report.verdict)
     );
     let mut t = Table::new(&[
