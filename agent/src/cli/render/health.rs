@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::{NA, memory, node_line, power, temperature};
 use crate::cli::style::{Paint, Style};
 use crate::cli::table::{Cell, Table};
-use crate::health::{Finding, Severity};
+use crate::health::{Finding, Severity, Verdict};
 use crate::server::HealthResult;
 use crate::tools::inventory::{GpuInventory, InventoryReport};
 
@@ -45,7 +45,8 @@ pub fn table(result: &HealthResult, vitals: Option<&InventoryReport>, style: Sty
         row.push(worst(&g.findings).into());
         t.row(row);
     }
-    if !report.node.findings.is_empty() {
+    // The node's own row only when it needs attention; its info findings are listed below.
+    if report.node.verdict != Verdict::Pass {
         let v = report.node.verdict;
         let mut row = vec![
             Cell::from("node"),
