@@ -2,6 +2,7 @@
 
 /// One-shot commands and their tables, for a person at a terminal.
 pub mod cli;
+pub mod fleet;
 pub mod gpu;
 pub mod health;
 pub mod prompts;

@@ -122,6 +122,8 @@ enum Command {
     Check,
     #[command(flatten)]
     Node(agent::cli::NodeCommand),
+    /// One MCP server for every GPU node of a cluster, run on your machine (through pods/exec).
+    Fleet(agent::fleet::FleetArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -130,8 +132,8 @@ enum NvmlMode {
     Mock,
 }
 
-fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
+pub(crate) fn main() -> ExitCode {
+    let args = agent::cli::plugin::command_line(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
     // The readiness probe and the one-shot reports print their own error and nothing else unless asked.
     let level = match (&cli.command, cli.log_level.as_str()) {
         (Some(Command::Check | Command::Node(_)), "info") => "error",
+        (Some(Command::Fleet(f)), "info") if agent::cli::fleet::is_report(f) => "off",
         (_, level) => level,
     };
     if let Err(e) = init_logging(level) {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         Command::Idle => runtime.block_on(idle()),
         Command::Check => runtime.block_on(check(&cli)),
         Command::Node(cmd) => Ok(runtime.block_on(agent::cli::run(cmd, server(&cli)))),
+        Command::Fleet(args) => runtime.block_on(agent::fleet::run(args, shutdown_signal())),
     };
     // Blocking threads may still be parked in a read of stdin or in a hung NVML call: never wait for them.
     runtime.shutdown_background();

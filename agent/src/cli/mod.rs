@@ -8,6 +8,8 @@
 //! a flag was wrong); `inventory` exits 0 when it read the GPUs and 3 when it could not.
 
 pub mod duration;
+pub mod fleet;
+pub mod plugin;
 pub mod render;
 pub mod style;
 pub mod table;
@@ -105,7 +107,7 @@ pub struct XidCmd {
 }
 
 /// Names of the one-shot subcommands, for telling their usage errors apart.
-const NAMES: &[&str] = &["inventory", "health", "xid"];
+const NAMES: &[&str] = &["inventory", "health", "xid", "nodes"];
 
 /// The exit code of a command line clap refused: 3 (UNKNOWN) when it named a one-shot command, so a
 /// typo in a health check never reads as FAIL; clap's own code otherwise.

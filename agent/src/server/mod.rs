@@ -26,6 +26,8 @@ use crate::prompts;
 use crate::xid::LogSource;
 
 pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
+/// The node agent's tools, which `agent fleet` forwards to one node.
+pub(crate) use tools::{TOOLS as NODE_TOOLS, ToolSpec};
 use tools::{TOOLS, parse_args, structured};
 
 /// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.

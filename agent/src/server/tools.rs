@@ -16,15 +16,15 @@ use crate::tools::inventory::InventoryReport;
 use crate::xid::XidReport;
 
 /// A tool's name, title and description, and its argument/result types' schemas.
-pub(super) struct ToolSpec {
-    pub(super) name: &'static str,
-    pub(super) title: &'static str,
-    pub(super) description: &'static str,
-    pub(super) input: fn() -> Arc<JsonObject>,
-    pub(super) output: fn() -> Arc<JsonObject>,
+pub(crate) struct ToolSpec {
+    pub(crate) name: &'static str,
+    pub(crate) title: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) input: fn() -> Arc<JsonObject>,
+    pub(crate) output: fn() -> Arc<JsonObject>,
 }
 
-pub(super) const TOOLS: &[ToolSpec] = &[
+pub(crate) const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_gpu_inventory",
         title: "GPU inventory",

@@ -1,6 +1,7 @@
 //! One renderer per tool output type: each turns the typed result an MCP tool returns into the table
 //! a person reads. Renderers only arrange and format; every judgement comes from the result itself.
 
+pub mod fleet;
 pub mod health;
 pub mod inventory;
 pub mod xid;

@@ -1,0 +1,386 @@
+//! The fleet's MCP server: the fleet tools, the node agent's tools forwarded to one `node`, and the
+//! `fleet-triage` prompt. Schemas go through the node agent's post-processing (`server::schema`).
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
+    ListPromptsResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
+    PromptMessage, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::Fleet;
+use super::cluster::Cluster;
+use super::errors::ApiError;
+use super::model::{FleetHealth, FleetHealthArgs, FleetXid, FleetXidArgs, ListNodesArgs, NodeList};
+use crate::server::schema::{input_schema, output_schema};
+use crate::server::{NODE_TOOLS, ToolSpec};
+
+/// The fleet tools: name, title, description, input and output schema.
+const FLEET_TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "list_gpu_nodes",
+        title: "GPU nodes of the cluster",
+        description: "List every node with NVIDIA GPUs (label nvidia.com/gpu.present=true, nvidia.com/gpu \
+                      capacity or a GPU ResourceSlice) and every node with an agent pod, from the \
+                      Kubernetes API only (no node is contacted): GPU capacity/allocatable and product, \
+                      Ready/unschedulable/GPU taints, the agent pod and its readiness, the \
+                      GpuDiagnosticsConfig and access mode serving it, the operator's nodeProblems \
+                      entry, and whether you may exec into the agent pods (needed by every other tool).",
+        input: input_schema::<ListNodesArgs>,
+        output: output_schema::<NodeList>,
+    },
+    ToolSpec {
+        name: "get_fleet_gpu_health",
+        title: "GPU health of the fleet",
+        description: "Run get_gpu_health on every selected GPU node in parallel and rank the nodes worst \
+                      first (FAIL, UNKNOWN, WARN, PASS), with counts per verdict, each node's GPU \
+                      verdicts and findings. A node that does not answer is UNKNOWN with an error \
+                      saying why and what to do (no agent pod, pod not ready, exec forbidden, timed \
+                      out, the node agent's own error).",
+        input: input_schema::<FleetHealthArgs>,
+        output: output_schema::<FleetHealth>,
+    },
+    ToolSpec {
+        name: "get_fleet_xid_errors",
+        title: "Xid errors of the fleet",
+        description: "Run analyze_xid_errors on every selected GPU node in parallel: per node the Xid \
+                      codes, counts, GPUs and recommended action; fleet-wide, per code, the events, \
+                      the nodes that logged it and the catalog's severity and immediate action. Nodes \
+                      worst first; a node that does not answer is UNKNOWN with its error.",
+        input: input_schema::<FleetXidArgs>,
+        output: output_schema::<FleetXid>,
+    },
+];
+
+const INSTRUCTIONS: &str = "GPU diagnostics for every GPU node of a Kubernetes cluster, through the \
+Kubernetes API with your kubeconfig. Start with list_gpu_nodes (no node is contacted), then \
+get_fleet_gpu_health and get_fleet_xid_errors for the whole fleet; get_gpu_inventory, get_gpu_health \
+and analyze_xid_errors take a `node` and look at one node in depth. The fleet-triage prompt does all \
+of it. Every tool only reads.";
+
+const NODE_ARG_DESCRIPTION: &str = "The Kubernetes node to ask (a name from list_gpu_nodes).";
+
+/// The fleet's MCP handler (cheap to clone).
+pub struct FleetServer<C> {
+    fleet: Arc<Fleet<C>>,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl<C> Clone for FleetServer<C> {
+    fn clone(&self) -> Self {
+        FleetServer {
+            fleet: self.fleet.clone(),
+            tools: self.tools.clone(),
+        }
+    }
+}
+
+fn tool(
+    name: &'static str,
+    title: &str,
+    description: &str,
+    input: Arc<JsonObject>,
+    output: Arc<JsonObject>,
+) -> Tool {
+    Tool::new(name, description.to_owned(), input)
+        .with_title(title)
+        .with_raw_output_schema(output)
+        .with_annotations(
+            ToolAnnotations::with_title(title)
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(false),
+        )
+}
+
+/// A node tool's schema with a required `node` property added.
+pub fn with_node(schema: &JsonObject, description: &str) -> JsonObject {
+    let mut schema = schema.clone();
+    let properties = schema
+        .entry("properties")
+        .or_insert_with(|| Value::Object(JsonObject::new()));
+    if let Value::Object(p) = properties {
+        let node =
+            serde_json::json!({"type": "string", "minLength": 1, "description": description});
+        let mut with = JsonObject::from_iter([("node".to_owned(), node)]);
+        with.extend(std::mem::take(p));
+        *p = with;
+    }
+    let required = schema
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(r) = required {
+        r.insert(0, Value::String("node".into()));
+    }
+    schema
+}
+
+/// Every tool the fleet lists: its own, then the node agent's with `node`.
+pub fn fleet_tools() -> Vec<Tool> {
+    let own = FLEET_TOOLS
+        .iter()
+        .map(|t| tool(t.name, t.title, t.description, (t.input)(), (t.output)()));
+    let forwarded = NODE_TOOLS.iter().map(|t| {
+        tool(
+            t.name,
+            &format!("{} of one node", t.title),
+            &format!(
+                "On one node of the cluster (argument `node`, through its agent pod): {}",
+                t.description
+            ),
+            Arc::new(with_node(&(t.input)(), NODE_ARG_DESCRIPTION)),
+            Arc::new(with_node(&(t.output)(), "The node that answered.")),
+        )
+    });
+    own.chain(forwarded).collect()
+}
+
+impl<C: Cluster> FleetServer<C> {
+    /// A server answering from `fleet`.
+    pub fn new(fleet: Arc<Fleet<C>>) -> FleetServer<C> {
+        FleetServer {
+            fleet,
+            tools: Arc::new(fleet_tools()),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, McpError> {
+        let span = tracing::info_span!("fleet_tool", name);
+        let _enter = span.enter();
+        let result = match name {
+            "list_gpu_nodes" => match parse::<ListNodesArgs>(name, args) {
+                Ok(a) => structured(self.fleet.list_gpu_nodes(a).await),
+                Err(e) => Err(e),
+            },
+            "get_fleet_gpu_health" => match parse::<FleetHealthArgs>(name, args) {
+                Ok(a) => structured(self.fleet.fleet_health(a).await),
+                Err(e) => Err(e),
+            },
+            "get_fleet_xid_errors" => match parse::<FleetXidArgs>(name, args) {
+                Ok(a) => structured(self.fleet.fleet_xid(a).await),
+                Err(e) => Err(e),
+            },
+            other if NODE_TOOLS.iter().any(|t| t.name == other) => self.forward(other, args).await,
+            other => {
+                let names: Vec<&str> = self.tools.iter().map(|t| t.name.as_ref()).collect();
+                return Err(McpError::invalid_params(
+                    format!(
+                        "unknown tool {other:?}; this server has: {}",
+                        names.join(", ")
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(result.unwrap_or_else(|text| {
+            tracing::warn!(error = %text, "tool failed");
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        }))
+    }
+
+    async fn forward(
+        &self,
+        tool: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, String> {
+        let mut args = args.unwrap_or_default();
+        let node = match args.remove("node") {
+            Some(Value::String(n)) if !n.trim().is_empty() => n,
+            Some(other) => {
+                return Err(format!(
+                    "invalid arguments for {tool}: `node` must be a node name (a string), got {other}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "invalid arguments for {tool}: `node` is required: the node to ask (list_gpu_nodes \
+                     names them)"
+                ));
+            }
+        };
+        match self.fleet.forward(&node, tool, Value::Object(args)).await {
+            Ok(Ok(value)) => Ok(CallToolResult::structured(value)),
+            Ok(Err(e)) => Err(format!("node {node}: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned + Default>(tool: &str, args: Option<JsonObject>) -> Result<T, String> {
+    match args {
+        None => Ok(T::default()),
+        Some(obj) => serde_json::from_value(Value::Object(obj))
+            .map_err(|e| format!("invalid arguments for {tool}: {e}")),
+    }
+}
+
+fn structured<T: serde::Serialize>(r: Result<T, ApiError>) -> Result<CallToolResult, String> {
+    let value = serde_json::to_value(r.map_err(|e| e.to_string())?)
+        .map_err(|e| format!("internal error: {e}"))?;
+    Ok(CallToolResult::structured(value))
+}
+
+/// The `fleet-triage` prompt's arguments.
+const TRIAGE_ARGS: &[(&str, &str)] = &[
+    (
+        "selector",
+        "Only nodes matching this label selector; every GPU node when omitted",
+    ),
+    (
+        "since_seconds",
+        "Only Xid errors of the last N seconds; each node's whole kernel log when omitted",
+    ),
+];
+
+/// The `fleet-triage` prompt's text.
+pub fn triage_prompt(selector: Option<&str>, since_seconds: Option<u64>) -> String {
+    let scope = selector
+        .map(|s| format!(", \"selector\": {s:?}"))
+        .unwrap_or_default();
+    let since = since_seconds
+        .map(|s| format!(", \"since_seconds\": {s}"))
+        .unwrap_or_default();
+    format!(
+        "Triage the GPUs of this Kubernetes cluster.\n\
+         1. Call list_gpu_nodes {{{}}}. If exec_access says `denied` for a namespace, stop and tell me \
+         the command it names; no other tool can reach the nodes without it.\n\
+         2. Call get_fleet_gpu_health {{{}}}. Report the fleet verdict and the counts, then every node \
+         that is not PASS, worst first: for FAIL and WARN its failing GPUs (index, UUID) and each \
+         finding's message and action; for UNKNOWN the error, which says what to fix.\n\
+         3. Call get_fleet_xid_errors {{{}}}. List the Xid codes seen fleet-wide, most severe first, \
+         with the nodes that logged them and the catalog's immediate action.\n\
+         4. For the worst one to three nodes, call get_gpu_health and analyze_xid_errors with \
+         {{\"node\": NAME}} and explain what the evidence shows.\n\
+         End with a short list of actions per node (drain, reset GPU, reboot, RMA, fix the agent pod), \
+         most urgent first. Only report what the tools returned.",
+        scope.trim_start_matches(", "),
+        scope.trim_start_matches(", "),
+        format!("{scope}{since}").trim_start_matches(", "),
+    )
+}
+
+impl<C: Cluster> ServerHandler for FleetServer<C> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("k8s-mcp-agent-fleet", env!("CARGO_PKG_VERSION"))
+                .with_title("k8s-mcp-agent GPU diagnostics for a cluster"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone())
+            .with_ttl_ms(3_600_000)
+            .with_cache_scope(CacheScope::Public))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.dispatch(&request.name, request.arguments)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let args = TRIAGE_ARGS
+            .iter()
+            .map(|(name, description)| {
+                PromptArgument::new(*name)
+                    .with_description(*description)
+                    .with_required(false)
+            })
+            .collect();
+        let prompt = Prompt::new(
+            "fleet-triage",
+            Some("Find the cluster's failing GPUs, say why and what to do, worst node first"),
+            Some(args),
+        )
+        .with_title("Fleet GPU triage");
+        Ok(ListPromptsResult::with_all_items(vec![prompt])
+            .with_ttl_ms(3_600_000)
+            .with_cache_scope(CacheScope::Public))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if request.name != "fleet-triage" {
+            return Err(McpError::invalid_params(
+                format!(
+                    "unknown prompt {:?}; this server has: fleet-triage",
+                    request.name
+                ),
+                None,
+            ));
+        }
+        let mut selector = None;
+        let mut since = None;
+        for (key, value) in request.arguments.unwrap_or_default() {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            match key.as_str() {
+                "selector" => selector = Some(text).filter(|s| !s.trim().is_empty()),
+                "since_seconds" if text.trim().is_empty() => {}
+                "since_seconds" => {
+                    since = Some(text.trim().parse::<u64>().map_err(|_| {
+                        McpError::invalid_params(
+                            format!("argument \"since_seconds\" must be a non-negative integer, got {text:?}"),
+                            None,
+                        )
+                    })?)
+                }
+                other => {
+                    return Err(McpError::invalid_params(
+                        format!(
+                            "prompt \"fleet-triage\" has no argument {other:?}; its arguments are: \
+                             selector, since_seconds"
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            triage_prompt(selector.as_deref(), since),
+        )])
+        .with_description("Find the cluster's failing GPUs, worst node first")
+        .into())
+    }
+}
