@@ -4,3 +4,4 @@
 
 pub mod fake_nvml;
 pub mod frozen;
+pub mod test_apiserver;

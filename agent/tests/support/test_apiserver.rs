@@ -1,0 +1,91 @@
+//! The in-repo test API server as a process (`testing/test-apiserver`'s binary), seeded with objects,
+//! writing a kubeconfig that kubectl, kube-rs and the fleet use.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The `test-apiserver` binary, built with `cargo build -p test-apiserver` into the target directory
+/// and profile this test runs from (a no-op when it is up to date).
+pub fn binary() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test knows its own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("tests run from <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("<target>/<profile>");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "-p", "test-apiserver", "--target-dir"])
+            .arg(target_dir);
+        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs to build test-apiserver");
+        assert!(
+            status.success(),
+            "cargo build -p test-apiserver failed: {status}"
+        );
+        profile_dir.join("test-apiserver")
+    })
+}
+
+/// A running test API server; stopped when dropped.
+pub struct ApiServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl ApiServer {
+    /// Starts a server holding the objects of the multi-document YAML `seed`.
+    pub fn start(seed: &str) -> ApiServer {
+        let dir = tempfile::tempdir().unwrap();
+        let seed_path = dir.path().join("seed.yaml");
+        std::fs::write(&seed_path, seed).unwrap();
+        let kubeconfig = dir.path().join("kubeconfig.yaml");
+        let mut child = Command::new(binary())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--seed")
+            .arg(&seed_path)
+            .arg("--exit-on-stdin-close")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("test-apiserver starts");
+        // The server prints its URL once it serves, after writing the kubeconfig.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        stdout.read_line(&mut url).unwrap();
+        assert!(
+            url.starts_with("http"),
+            "test-apiserver did not start: {url:?}"
+        );
+        assert!(kubeconfig.exists(), "test-apiserver wrote no kubeconfig");
+        ApiServer {
+            child,
+            dir,
+            _stdout: stdout,
+        }
+    }
+
+    /// The kubeconfig pointing at this server.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig.yaml")
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
