@@ -95,32 +95,8 @@ impl FleetArgs {
     }
 }
 
-/// A duration: a number with `ms`, `s`, `m` or `h`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use a number with ms, s, m or h, such as 20s")
-    })?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?}; use ms, s, m or h, such as 20s"
-            ));
-        }
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("{text:?}: the duration must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
+/// Durations as every flag of the project writes them (`20s`, `1500ms`, `2m`).
+pub use crate::cli::duration::parse_duration;
 
 /// Connects to the cluster the kubeconfig names (a failure is reported by every tool call).
 pub async fn connect(args: &FleetArgs) -> Fleet<KubeCluster> {
