@@ -199,7 +199,9 @@ struct StderrProgress {
 impl StderrProgress {
     fn new() -> StderrProgress {
         StderrProgress {
-            terminal: std::io::stderr().is_terminal(),
+            // A dumb terminal cannot erase a line: it gets one line per node, as a pipe does.
+            terminal: std::io::stderr().is_terminal()
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
             drawn: std::sync::atomic::AtomicBool::new(false),
         }
     }
