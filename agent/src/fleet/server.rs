@@ -384,3 +384,63 @@ impl<C: Cluster> ServerHandler for FleetServer<C> {
         .into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_is_read_only_closed_and_forwarded_tools_require_a_node() {
+        let tools = fleet_tools();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(
+            names[..3],
+            [
+                "list_gpu_nodes",
+                "get_fleet_gpu_health",
+                "get_fleet_xid_errors"
+            ]
+        );
+        for node_tool in ["get_gpu_inventory", "get_gpu_health", "analyze_xid_errors"] {
+            assert!(names.contains(&node_tool), "{names:?}");
+        }
+        for t in &tools {
+            let input = serde_json::to_string(&t.input_schema).unwrap();
+            assert_eq!(t.input_schema["additionalProperties"], false, "{}", t.name);
+            assert!(
+                !input.contains("null") && !input.contains("$ref"),
+                "{input}"
+            );
+            assert!(t.output_schema.is_some(), "{}", t.name);
+            let hints = t.annotations.as_ref().unwrap();
+            assert_eq!(hints.read_only_hint, Some(true));
+            if NODE_TOOLS.iter().any(|n| n.name == t.name) {
+                assert_eq!(t.input_schema["required"][0], "node");
+                assert_eq!(t.input_schema["properties"]["node"]["type"], "string");
+                assert_eq!(
+                    t.output_schema.as_ref().unwrap()["required"][0],
+                    "node",
+                    "{}",
+                    t.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_triage_prompt_passes_its_arguments_to_the_tools() {
+        let text = triage_prompt(Some("pool=a100"), Some(3600));
+        assert!(
+            text.contains("list_gpu_nodes {\"selector\": \"pool=a100\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "get_fleet_xid_errors {\"selector\": \"pool=a100\", \"since_seconds\": 3600}"
+            ),
+            "{text}"
+        );
+        let plain = triage_prompt(None, None);
+        assert!(plain.contains("get_fleet_gpu_health {}"), "{plain}");
+    }
+}
