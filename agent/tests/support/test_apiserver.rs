@@ -10,30 +10,7 @@ use std::sync::OnceLock;
 /// and profile this test runs from (a no-op when it is up to date).
 pub fn binary() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test knows its own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("tests run from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "test-apiserver", "--target-dir"])
-            .arg(target_dir);
-        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs to build test-apiserver");
-        assert!(
-            status.success(),
-            "cargo build -p test-apiserver failed: {status}"
-        );
-        profile_dir.join("test-apiserver")
-    })
+    PATH.get_or_init(|| super::build_package("test-apiserver", "test-apiserver"))
 }
 
 /// A running test API server; stopped when dropped.
