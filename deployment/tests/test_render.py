@@ -171,7 +171,8 @@ def test_the_cluster_role_and_role_grant_exactly_the_operators_api_calls(helm, t
     # The operator's own list (operator/src/rbac.rs; its tests fail when it makes an unlisted call).
     expected = json.loads(run([generator, "rbac-rules"], tmp_path).stdout)
     docs = render(helm, tmp_path, COMMANDS[command])
-    cluster = one(docs, "ClusterRole")["rules"]
+    operator_role = one(docs, "ClusterRole", one(docs, "ClusterRoleBinding")["roleRef"]["name"])
+    cluster = operator_role["rules"]
     roles = [d for d in docs if d["kind"] == "Role"]
     leader = "operator.replicas=2" in COMMANDS[command]
     assert len(roles) == (1 if leader else 0)
@@ -185,8 +186,25 @@ def test_the_cluster_role_and_role_grant_exactly_the_operators_api_calls(helm, t
         without_leases = [r for r in expected if r["resources"] != ["leases"]]
         assert normalized_rules(granted) == normalized_rules(without_leases)
     binding = one(docs, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"][0]["name"] == one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+def test_the_fleet_roles_grant_exactly_the_fleets_calls_and_can_be_left_out(helm, tmp_path, generator):
+    expected = json.loads(run([generator, "fleet-rbac-rules"], tmp_path).stdout)
+    docs = render(helm, tmp_path, [])
+    read = one(docs, "ClusterRole", "k8s-mcp-agent-fleet")
+    execute = one(docs, "ClusterRole", "k8s-mcp-agent-fleet-exec")
+    assert normalized_rules(read["rules"]) == normalized_rules(expected["cluster"])
+    assert normalized_rules(execute["rules"]) == normalized_rules(expected["exec"])
+    exec_rule = next(r for r in execute["rules"] if r["resources"] == ["pods/exec"])
+    assert sorted(exec_rule["verbs"]) == ["create", "get"]
+    # Nothing is bound: an admin binds them (NOTES.txt and the README give the commands).
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")}
+    assert not bound & {"k8s-mcp-agent-fleet", "k8s-mcp-agent-fleet-exec"}
+    without = render(helm, tmp_path, ["--set", "fleetRbac.create=false"])
+    assert [d["metadata"]["name"] for d in without if d["kind"] == "ClusterRole"] == [
+        one(without, "ClusterRoleBinding")["roleRef"]["name"]
+    ]
 
 
 def test_the_metrics_service_selects_the_operator(helm, tmp_path):
@@ -237,7 +255,8 @@ def test_operator_image_tag_defaults_to_the_app_version_and_accepts_a_digest(hel
 def test_the_kubectl_manifests_validate_and_match_the_chart_defaults():
     docs = [d for d in yaml.safe_load_all((ROOT / "deployment" / "manifests" / "operator.yaml").read_text()) if d]
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Namespace", "ServiceAccount"]
+    # The operator's ClusterRole and the two fleet users' ClusterRoles.
+    assert kinds == ["ClusterRole"] * 3 + ["ClusterRoleBinding", "Deployment", "Namespace", "ServiceAccount"]
     for doc in docs:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(copy.deepcopy(doc), version, strict=True)

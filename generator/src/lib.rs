@@ -140,7 +140,7 @@ pub fn spec_nodes() -> Result<Vec<Node>, model::ModelError> {
     model::build("", &defaults, &spec_schema())
 }
 
-/// The chart's own keys (`operator`, `config`, `crds`) with their defaults.
+/// The chart's own keys (`operator`, `config`, `crds`, `fleetRbac`) with their defaults.
 pub fn chart_nodes() -> Result<Vec<Node>, model::ModelError> {
     let defaults =
         serde_yaml::to_value(values::ChartValues::default()).expect("chart values serialize");
@@ -244,6 +244,26 @@ pub fn generated_tpl() -> Result<String, GenerateError> {
             "k8s-mcp-agent.operatorReleaseNamespaceRules",
             "operator::rbac::RBAC_RULES granted in the release namespace only (a Role: leader election).",
             &rbac::rules_yaml(&split.release_namespace),
+        ),
+        define(
+            "k8s-mcp-agent.fleetRoleName",
+            "operator::rbac::FLEET_ROLE: fleet users' cluster-wide reads.",
+            &format!("{}\n", operator::rbac::FLEET_ROLE),
+        ),
+        define(
+            "k8s-mcp-agent.fleetRules",
+            "operator::rbac::FLEET_RULES (the fleet users' ClusterRole, bound cluster-wide).",
+            &rbac::rules_yaml(&operator::rbac::FLEET_RULES.iter().collect::<Vec<_>>()),
+        ),
+        define(
+            "k8s-mcp-agent.fleetExecRoleName",
+            "operator::rbac::FLEET_EXEC_ROLE: exec into the agent pods.",
+            &format!("{}\n", operator::rbac::FLEET_EXEC_ROLE),
+        ),
+        define(
+            "k8s-mcp-agent.fleetExecRules",
+            "operator::rbac::FLEET_EXEC_RULES (bound with a RoleBinding in the agent namespace).",
+            &rbac::rules_yaml(&operator::rbac::FLEET_EXEC_RULES.iter().collect::<Vec<_>>()),
         ),
     ]
     .join("\n"))

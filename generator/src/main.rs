@@ -38,6 +38,9 @@ enum Command {
     /// Print every API call the operator makes (`operator::rbac::RBAC_RULES`) as a JSON list of
     /// RBAC PolicyRules: what the chart's ClusterRole and Role must grant together.
     RbacRules,
+    /// Print what `agent fleet` users are granted (`operator::rbac::FLEET_RULES` and
+    /// `FLEET_EXEC_RULES`) as JSON: `{"cluster": [PolicyRule…], "exec": [PolicyRule…]}`.
+    FleetRbacRules,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::RbacRules => {
             let rules = operator::rbac::policy_rules(operator::rbac::RBAC_RULES);
+            println!("{}", serde_json::to_string_pretty(&rules)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::FleetRbacRules => {
+            let rules = serde_json::json!({
+                "cluster": operator::rbac::policy_rules(operator::rbac::FLEET_RULES),
+                "exec": operator::rbac::policy_rules(operator::rbac::FLEET_EXEC_RULES),
+            });
             println!("{}", serde_json::to_string_pretty(&rules)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -26,6 +26,27 @@ pub struct ChartValues {
     /// The GpuDiagnosticsConfig CustomResourceDefinition.
     #[serde(default)]
     pub crds: CrdsValues,
+    /// ClusterRoles for people who run `k8s-mcp-agent fleet` on their own machines: an admin binds
+    /// them to a user or group (see NOTES.txt).
+    #[serde(default)]
+    pub fleet_rbac: FleetRbacValues,
+}
+
+/// The fleet users' ClusterRoles.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetRbacValues {
+    /// Render `k8s-mcp-agent-fleet` (read nodes and configs; bind cluster-wide) and
+    /// `k8s-mcp-agent-fleet-exec` (list agent pods and exec into them; bind in the agent namespace
+    /// with a RoleBinding). They grant nothing until bound.
+    #[serde(default = "default_true")]
+    pub create: bool,
+}
+
+impl Default for FleetRbacValues {
+    fn default() -> Self {
+        Self { create: true }
+    }
 }
 
 /// The operator Deployment.

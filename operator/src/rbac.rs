@@ -151,6 +151,57 @@ pub const AGENT_RULES: &[Rule] = &[
     },
 ];
 
+/// The ClusterRole the chart renders for people running `agent fleet` on their own machines; an
+/// admin binds it cluster-wide (`kubectl create clusterrolebinding`).
+pub const FLEET_ROLE: &str = "k8s-mcp-agent-fleet";
+
+/// What `agent fleet` reads cluster-wide (the `FLEET_ROLE` ClusterRole).
+pub const FLEET_RULES: &[Rule] = &[
+    Rule {
+        api_group: "",
+        resources: &["nodes"],
+        verbs: &["get", "list"],
+        resource_names: &[],
+        why: "list_gpu_nodes: GPU capacity, labels, conditions and taints of every node",
+    },
+    Rule {
+        api_group: "gpu.k8s-mcp-agent.io",
+        resources: &["gpudiagnosticsconfigs"],
+        verbs: &["get", "list"],
+        resource_names: &[],
+        why: "the agent namespace, access mode and nodeProblems of each config",
+    },
+    Rule {
+        api_group: "resource.k8s.io",
+        resources: &["resourceslices"],
+        verbs: &["list"],
+        resource_names: &[],
+        why: "nodes that publish GPUs through DRA",
+    },
+];
+
+/// The ClusterRole granting exec into the agent pods; an admin binds it in the agent namespace only
+/// (`kubectl create rolebinding`), so it grants nothing elsewhere.
+pub const FLEET_EXEC_ROLE: &str = "k8s-mcp-agent-fleet-exec";
+
+/// What `agent fleet` does in the agent namespace (the `FLEET_EXEC_ROLE` ClusterRole, bound there).
+pub const FLEET_EXEC_RULES: &[Rule] = &[
+    Rule {
+        api_group: "",
+        resources: &["pods"],
+        verbs: &["get", "list"],
+        resource_names: &[],
+        why: "find the agent pod of each node",
+    },
+    Rule {
+        api_group: "",
+        resources: &["pods/exec"],
+        verbs: &["get", "create"],
+        resource_names: &[],
+        why: "run /agent in the agent pods (a WebSocket exec is a GET authorized as get, and as create on newer API servers)",
+    },
+];
+
 /// Whether `rules` allow `verb` on `resource` (with `/subresource`) of `api_group`, named `name`.
 pub fn allows(
     rules: &[Rule],

@@ -3,8 +3,15 @@
 
 use std::time::Duration;
 
-/// The ClusterRole and Role the chart renders for fleet users.
-pub const FLEET_ROLE: &str = "k8s-mcp-agent-fleet";
+pub use operator::rbac::{FLEET_EXEC_ROLE, FLEET_ROLE};
+
+/// The command an admin runs to let `$USER` exec into the agent pods of `namespace`.
+pub fn exec_grant(namespace: &str) -> String {
+    format!(
+        "kubectl create rolebinding {FLEET_EXEC_ROLE}-$USER -n {namespace} \
+         --clusterrole={FLEET_EXEC_ROLE} --user=$USER"
+    )
+}
 
 /// Why one node has no answer (its verdict is UNKNOWN).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -34,9 +41,9 @@ pub enum NodeError {
     },
     #[error(
         "exec forbidden: the API server refused `create pods/exec` on pod {pod} in namespace \
-         {namespace} (HTTP 403). Ask a cluster admin to bind the Role {FLEET_ROLE} in {namespace} \
-         to you: kubectl create rolebinding {FLEET_ROLE}-$USER -n {namespace} --role={FLEET_ROLE} \
-         --user=$USER"
+         {namespace} (HTTP 403). Ask a cluster admin to grant it (the chart's ClusterRole \
+         {FLEET_EXEC_ROLE}, bound in that namespace): {}",
+        exec_grant(.namespace)
     )]
     ExecForbidden { namespace: String, pod: String },
     #[error(
@@ -119,8 +126,8 @@ mod tests {
                 &[
                     "`create pods/exec`",
                     "namespace gpu-diagnostics",
-                    "kubectl create rolebinding",
-                    "--role=k8s-mcp-agent-fleet",
+                    "kubectl create rolebinding k8s-mcp-agent-fleet-exec-$USER -n gpu-diagnostics",
+                    "--clusterrole=k8s-mcp-agent-fleet-exec",
                 ],
             ),
             (

@@ -359,10 +359,9 @@ impl Cluster for KubeCluster {
                         exec: AccessDecision::Denied,
                         detail: format!(
                             "create pods/exec is not allowed in namespace {namespace}{}: ask a \
-                             cluster admin to run `kubectl create rolebinding {role}-$USER -n \
-                             {namespace} --role={role} --user=$USER`",
+                             cluster admin to run `{}`",
                             reason.map(|r| format!(" ({r})")).unwrap_or_default(),
-                            role = super::errors::FLEET_ROLE,
+                            super::errors::exec_grant(namespace),
                         ),
                     }
                 }

@@ -81,7 +81,8 @@ pub fn dra_version(version: DraVersion) -> &'static str {
     }
 }
 
-/// An agent pod the DaemonSet controller created on `node` (no status yet: the caller adds it).
+/// An agent pod the DaemonSet controller created on `node`, with the template's container env (no
+/// status yet: the caller adds it).
 pub fn agent_pod(config: &str, pod: &str, node: &str, daemon_set: &Value) -> Value {
     let template = &daemon_set["spec"]["template"]["spec"];
     let mut pod = json!({
@@ -96,7 +97,8 @@ pub fn agent_pod(config: &str, pod: &str, node: &str, daemon_set: &Value) -> Val
         },
         "spec": {
             "nodeName": node,
-            "containers": [{"name": "agent", "image": template["containers"][0]["image"]}]
+            "containers": [{"name": "agent", "image": template["containers"][0]["image"],
+                            "env": template["containers"][0]["env"]}]
         }
     });
     if let Some(runtime_class) = template["runtimeClassName"].as_str() {

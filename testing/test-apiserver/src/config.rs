@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::catalog::DraVersion;
+use crate::exec::{ExecRule, ExecRules};
 
 /// Server configuration; `Config::default()` is a Kubernetes v1.35.0 cluster with **no**
 /// `resource.k8s.io` served, DRA admin access on, garbage collection on, a random port and a kubeconfig
@@ -21,6 +22,7 @@ pub struct Config {
     pub(crate) bookmark_interval: Duration,
     pub(crate) watch_history: usize,
     pub(crate) objects: Vec<Value>,
+    pub(crate) exec: ExecRules,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(5),
             watch_history: 10_000,
             objects: Vec::new(),
+            exec: ExecRules::default(),
         }
     }
 }
@@ -100,6 +103,25 @@ impl Config {
     /// Several seed objects, in order (create a namespace before its contents, a CRD before its resources).
     pub fn objects(mut self, objects: impl IntoIterator<Item = Value>) -> Self {
         self.objects.extend(objects);
+        self
+    }
+
+    /// What `pods/exec` runs: rules in order, first match wins (see [`ExecRules`]). Replaces earlier
+    /// rules and user.
+    pub fn exec_rules(mut self, rules: ExecRules) -> Self {
+        self.exec = rules;
+        self
+    }
+
+    /// Appends one exec rule.
+    pub fn exec_rule(mut self, rule: ExecRule) -> Self {
+        self.exec.rules.push(rule);
+        self
+    }
+
+    /// The user named in `pods/exec` 403 messages (default `system:anonymous`).
+    pub fn exec_user(mut self, user: &str) -> Self {
+        self.exec.user = user.to_string();
         self
     }
 }

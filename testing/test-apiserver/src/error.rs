@@ -300,6 +300,12 @@ pub enum Error {
     /// The server thread could not be started.
     #[error("cannot start the test API server's runtime: {0}")]
     Runtime(std::io::Error),
+    /// Exec rules that cannot work.
+    #[error("invalid exec rules: {message}")]
+    ExecRules {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A wait for a condition on the server's state ran out of time.
     #[error("timed out after {timeout:?} waiting for {what}")]
     Timeout {

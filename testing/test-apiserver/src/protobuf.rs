@@ -106,6 +106,32 @@ const DELETE_OPTIONS: &[Field] = &[
     f(5, "dryRun", Kind::RepeatedString),
 ];
 
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    f(1, "namespace", Kind::String),
+    f(2, "verb", Kind::String),
+    f(3, "group", Kind::String),
+    f(4, "version", Kind::String),
+    f(5, "resource", Kind::String),
+    f(6, "subresource", Kind::String),
+    f(7, "name", Kind::String),
+];
+
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    f(1, "metadata", Kind::Message(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Kind::Message(&[
+            f(1, "resourceAttributes", Kind::Message(RESOURCE_ATTRIBUTES)),
+            f(
+                2,
+                "nonResourceAttributes",
+                Kind::Message(&[f(1, "path", Kind::String), f(2, "verb", Kind::String)]),
+            ),
+        ]),
+    ),
+];
+
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Kind::String), f(2, "kind", Kind::String)];
 
 const UNKNOWN: &[Field] = &[
@@ -153,9 +179,10 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "ConfigMap" => CONFIG_MAP,
         "Namespace" => NAMESPACE,
         "DeleteOptions" => DELETE_OPTIONS,
+        "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
         other => {
             return Err(unsupported(format!(
-                "this test server reads protobuf only for Secret, ConfigMap, Namespace and DeleteOptions, not {other:?}"
+                "this test server reads protobuf only for Secret, ConfigMap, Namespace, DeleteOptions and SelfSubjectAccessReview, not {other:?}"
             )));
         }
     };

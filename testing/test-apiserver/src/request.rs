@@ -132,6 +132,12 @@ impl RequestMatch {
         self
     }
 
+    /// Narrows to one subresource (`exec`, `scale`, …).
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.subresource = Some(Some(subresource.to_string()));
+        self
+    }
+
     /// Narrows to the main resource (no subresource).
     pub fn main_resource(mut self) -> Self {
         self.subresource = Some(None);

@@ -77,3 +77,41 @@
   resources: ["leases"]
   verbs: ["get", "create", "patch"]
 {{- end }}
+
+{{/* operator::rbac::FLEET_ROLE: fleet users' cluster-wide reads. */}}
+{{- define "k8s-mcp-agent.fleetRoleName" -}}
+k8s-mcp-agent-fleet
+{{- end }}
+
+{{/* operator::rbac::FLEET_RULES (the fleet users' ClusterRole, bound cluster-wide). */}}
+{{- define "k8s-mcp-agent.fleetRules" -}}
+# list_gpu_nodes: GPU capacity, labels, conditions and taints of every node
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list"]
+# the agent namespace, access mode and nodeProblems of each config
+- apiGroups: ["gpu.k8s-mcp-agent.io"]
+  resources: ["gpudiagnosticsconfigs"]
+  verbs: ["get", "list"]
+# nodes that publish GPUs through DRA
+- apiGroups: ["resource.k8s.io"]
+  resources: ["resourceslices"]
+  verbs: ["list"]
+{{- end }}
+
+{{/* operator::rbac::FLEET_EXEC_ROLE: exec into the agent pods. */}}
+{{- define "k8s-mcp-agent.fleetExecRoleName" -}}
+k8s-mcp-agent-fleet-exec
+{{- end }}
+
+{{/* operator::rbac::FLEET_EXEC_RULES (bound with a RoleBinding in the agent namespace). */}}
+{{- define "k8s-mcp-agent.fleetExecRules" -}}
+# find the agent pod of each node
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+# run /agent in the agent pods (a WebSocket exec is a GET authorized as get, and as create on newer API servers)
+- apiGroups: [""]
+  resources: ["pods/exec"]
+  verbs: ["get", "create"]
+{{- end }}

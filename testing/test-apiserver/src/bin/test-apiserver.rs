@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Deserialize as _;
-use test_apiserver::{Config, DraVersion, TestApiServer};
+use test_apiserver::{Config, DraVersion, ExecRules, TestApiServer};
 
 /// Command line of the test API server.
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ struct Cli {
     /// Multi-document YAML files of objects to create at start (in order).
     #[arg(long)]
     seed: Vec<PathBuf>,
+    /// YAML or JSON file of pods/exec rules: which local command a pod's exec runs, which pods hang or
+    /// are forbidden (see testing/test-apiserver/README.md). Re-read when it changes.
+    #[arg(long)]
+    exec_config: Option<PathBuf>,
     /// Exit when stdin reaches end of file (lets a parent process stop the server by closing a pipe).
     #[arg(long)]
     exit_on_stdin_close: bool,
@@ -58,6 +62,31 @@ fn load_seed(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(objects)
 }
 
+/// Applies every change of the exec rule file (a test changes what a pod's exec does between calls);
+/// a file that does not parse keeps the rules in force and says why on stderr.
+async fn follow_exec_config(server: &TestApiServer, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        return std::future::pending().await;
+    };
+    let mut applied = std::fs::read_to_string(path).unwrap_or_default();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        if text == applied {
+            continue;
+        }
+        match ExecRules::from_file(path)
+            .and_then(|rules| server.set_exec_rules(rules).map_err(|e| e.to_string()))
+        {
+            Ok(()) => tracing::info!(path = %path.display(), "exec rules reloaded"),
+            Err(error) => tracing::error!(%error, "exec rules not reloaded"),
+        }
+        applied = text;
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -73,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
         .dra_versions(&cli.dra)
         .kubernetes_version(&cli.kubernetes_version)
         .admin_access(!cli.no_admin_access);
+    if let Some(path) = &cli.exec_config {
+        config = config.exec_rules(ExecRules::from_file(path).map_err(anyhow::Error::msg)?);
+    }
     for path in &cli.seed {
         config = config.objects(load_seed(path)?);
     }
@@ -96,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
         _ = stdin_closed => {}
+        _ = follow_exec_config(&server, cli.exec_config.as_deref()) => {}
     }
     drop(server);
     Ok(())

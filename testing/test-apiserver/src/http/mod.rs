@@ -1,6 +1,8 @@
 //! The HTTP shell: accepts connections, turns each request into a Kubernetes request (route, verb),
 //! applies injected faults, hands it to the handlers, logs it, and writes the response or the watch stream.
 
+mod access_review;
+mod exec;
 mod handlers;
 mod params;
 pub mod route;
@@ -49,6 +51,8 @@ pub enum Outcome {
     },
     /// A watch to stream.
     Watch(Box<watch::WatchPlan>),
+    /// A `pods/exec` WebSocket upgrade to accept.
+    Upgrade(Box<exec::Accepted>),
 }
 
 impl Outcome {
@@ -94,6 +98,7 @@ pub async fn serve(
             let service = service_fn(move |request| handle(shared.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -101,8 +106,9 @@ pub async fn serve(
 
 async fn handle(
     shared: Arc<Shared>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let at = SystemTime::now();
     let body = body
@@ -148,9 +154,25 @@ async fn handle(
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
-    let outcome = match verdict.failure {
-        Some(error) => Outcome::error(&error),
-        None => handlers::dispatch(
+    let exec_path = match &route {
+        Some(Route::Resource(path)) if exec::is_exec(path) => Some(path),
+        _ => None,
+    };
+    let outcome = match (verdict.failure, exec_path) {
+        (Some(error), _) => Outcome::error(&error),
+        (None, Some(path)) => exec::prepare(&shared, &parts.method, &parts.headers, path, &query)
+            .map(|accepted| Outcome::Upgrade(Box::new(accepted)))
+            .unwrap_or_else(|error| Outcome::error(&error)),
+        (None, None) if matches!(&route, Some(Route::Resource(p)) if access_review::is_review(&parts.method, p)) =>
+        {
+            let version = match &route {
+                Some(Route::Resource(p)) => p.version.as_str(),
+                _ => "v1",
+            };
+            access_review::answer(&shared, version, &request_content_type, &body)
+                .unwrap_or_else(|error| Outcome::error(&error))
+        }
+        (None, None) => handlers::dispatch(
             &shared,
             &parts.method,
             &parts.headers,
@@ -191,11 +213,22 @@ async fn handle(
             if let Some(seconds) = retry_after {
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
             }
+            // hyper keeps a refused upgrade's connection waiting for the upgrade: the client must
+            // not send its next request on it.
+            if parts.headers.contains_key(http::header::UPGRADE) {
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             (status, changed, response)
         }
         Outcome::Watch(plan) => {
             tracing::debug!(method = %parts.method, %path, %query, "watch");
             (200, false, watch::respond(shared.clone(), *plan))
+        }
+        Outcome::Upgrade(accepted) => {
+            tracing::debug!(method = %parts.method, %path, %query, protocol = accepted.session.protocol.as_str(), "exec");
+            let response = accepted.response(Either::Left(Full::new(Bytes::new())));
+            tokio::spawn(crate::exec::session::serve(on_upgrade, accepted.session));
+            (101, false, response)
         }
     };
     shared

@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, DraVersion};
 use crate::config::Config;
 use crate::engine::{Settings, State};
 use crate::error::Error;
+use crate::exec::ExecRules;
 use crate::faults::Faults;
 use crate::http::watch::WatchRegistry;
 use crate::kubeconfig;
@@ -29,6 +30,7 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<Faults>,
     pub(crate) log: Mutex<RequestLog>,
     pub(crate) watches: Mutex<WatchRegistry>,
+    pub(crate) exec: Mutex<ExecRules>,
     git_version: Mutex<String>,
     pub(crate) bookmark_interval: Duration,
     pub(crate) address: SocketAddr,
@@ -80,6 +82,10 @@ impl TestApiServer {
         })?;
         let url = format!("http://{address}");
 
+        config
+            .exec
+            .check()
+            .map_err(|message| Error::ExecRules { message })?;
         let settings = Settings {
             admin_access: config.admin_access,
             garbage_collection: config.garbage_collection,
@@ -103,6 +109,7 @@ impl TestApiServer {
             faults: Mutex::default(),
             log: Mutex::default(),
             watches: Mutex::default(),
+            exec: Mutex::new(config.exec.clone()),
             git_version: Mutex::new(config.kubernetes_version.clone()),
             bookmark_interval: config.bookmark_interval,
             address,
@@ -204,6 +211,20 @@ impl TestApiServer {
     /// Switches owner-reference garbage collection.
     pub fn set_garbage_collection(&self, enabled: bool) {
         self.state().settings.garbage_collection = enabled;
+    }
+
+    /// Replaces what `pods/exec` does from the next request on (sessions already open keep running).
+    pub fn set_exec_rules(&self, rules: ExecRules) -> Result<(), Error> {
+        rules
+            .check()
+            .map_err(|message| Error::ExecRules { message })?;
+        *self.shared.exec.lock().expect("exec rules lock") = rules;
+        Ok(())
+    }
+
+    /// The exec rules in force.
+    pub fn exec_rules(&self) -> ExecRules {
+        self.shared.exec.lock().expect("exec rules lock").clone()
     }
 
     /// Changes the `gitVersion` served at `/version`.

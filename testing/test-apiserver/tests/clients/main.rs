@@ -3,6 +3,7 @@
 
 mod bin;
 mod common;
+mod exec;
 mod faults;
 mod helm;
 mod kube_api;
