@@ -18,6 +18,7 @@ use agent::gpu::mock::MockBackend;
 use agent::server::{
     AgentMode, GpuDiagServer, HealthArgs, KernelLogSource, ServerOptions, XidArgs,
 };
+use common::AGENT;
 use gpu_fixture::Fixture;
 use serde_json::Value;
 use support::frozen::{freeze_counters, mask_timestamps};
@@ -164,6 +165,97 @@ fn fleet_health_reports_nodes_it_could_not_ask_with_exit_3_and_progress() {
     let out = fleet(&server, &["xid", "--since", "24h", "--nodes", "gpu-node-b"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stdout).contains("no agent pod on node gpu-node-b"));
+}
+
+/// `CLUSTER` plus a third GPU node with an agent pod; exec into the agent pods runs the real `agent`
+/// binary in mock mode, `ecc-dbe` on gpu-node-a and `healthy` on gpu-node-c.
+fn cluster_with_agents() -> ApiServer {
+    let seed = format!(
+        "{CLUSTER}{}",
+        r#"---
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-node-c
+  labels: {nvidia.com/gpu.present: "true"}
+status:
+  capacity: {nvidia.com/gpu: "8"}
+  allocatable: {nvidia.com/gpu: "8"}
+  conditions: [{type: Ready, status: "True"}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: k8s-mcp-agent-default-fghij
+  namespace: gpu-diagnostics
+  labels: {app.kubernetes.io/name: k8s-mcp-agent, app.kubernetes.io/instance: default}
+spec:
+  nodeName: gpu-node-c
+  containers: [{name: agent, image: agent}]
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True"}]
+"#
+    );
+    let rule = |node: &str, scenario: &str| {
+        format!(
+            "- match: {{node: {node}, container: agent}}\n  run:\n    argv: [{AGENT}]\n    \
+             env: {{AGENT_NVML_MODE: mock, AGENT_MOCK_SCENARIO: {scenario}, AGENT_LOG_LEVEL: warn}}\n"
+        )
+    };
+    let rules = format!(
+        "rules:\n{}{}",
+        rule("gpu-node-a", "ecc-dbe"),
+        rule("gpu-node-c", "healthy")
+    );
+    ApiServer::start_with_exec(&seed, Some(&rules))
+}
+
+#[test]
+fn fleet_health_and_xid_through_pods_exec_of_real_node_agents() {
+    let server = cluster_with_agents();
+    let out = fleet(&server, &["health"]);
+    let table = text(&out.stdout);
+    // A FAIL outranks the node that could not be asked.
+    assert_eq!(out.status.code(), Some(2), "{}\n{table}", text(&out.stderr));
+    let rows: Vec<&str> = table.lines().skip(3).take(3).collect();
+    assert!(
+        rows[0].starts_with("gpu-node-a") && rows[0].contains("FAIL"),
+        "{table}"
+    );
+    assert!(rows[0].contains("GPU 4 ecc.volatile_dbe"), "{table}");
+    assert!(
+        rows[1].starts_with("gpu-node-b") && rows[1].contains("UNKNOWN"),
+        "{table}"
+    );
+    assert!(
+        rows[2].starts_with("gpu-node-c") && rows[2].contains("PASS"),
+        "{table}"
+    );
+    let progress = text(&out.stderr);
+    assert!(progress.contains("asking 3 node(s)"), "{progress}");
+    assert!(progress.contains("gpu-node-a answered"), "{progress}");
+    assert!(progress.contains("gpu-node-c answered"), "{progress}");
+
+    let out = fleet(
+        &server,
+        &["health", "--nodes", "gpu-node-c", "-o", "json", "-q"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "PASS");
+    assert_eq!(json["nodes"][0]["gpus"].as_array().unwrap().len(), 8);
+
+    let out = fleet(&server, &["xid", "--nodes", "gpu-node-a,gpu-node-c", "-q"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let a = line_of(&table, "gpu-node-a");
+    assert!(
+        a.contains("GPU4:48 x1") && a.contains("DRAIN_AND_RESET"),
+        "{table}"
+    );
+    assert!(line_of(&table, "gpu-node-c").contains("PASS"), "{table}");
+    assert!(table.contains("XID CODES ACROSS THE FLEET"), "{table}");
 }
 
 #[test]

@@ -23,15 +23,28 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts a server holding the objects of the multi-document YAML `seed`.
     pub fn start(seed: &str) -> ApiServer {
+        ApiServer::start_with_exec(seed, None)
+    }
+
+    /// Starts a server holding `seed` whose `pods/exec` follows the exec rules of `exec_config`
+    /// (the `--exec-config` YAML: what runs for which pod or node).
+    pub fn start_with_exec(seed: &str, exec_config: Option<&str>) -> ApiServer {
         let dir = tempfile::tempdir().unwrap();
         let seed_path = dir.path().join("seed.yaml");
         std::fs::write(&seed_path, seed).unwrap();
         let kubeconfig = dir.path().join("kubeconfig.yaml");
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("--seed")
-            .arg(&seed_path)
+            .arg(&seed_path);
+        if let Some(rules) = exec_config {
+            let path = dir.path().join("exec.yaml");
+            std::fs::write(&path, rules).unwrap();
+            command.arg("--exec-config").arg(path);
+        }
+        let mut child = command
             .arg("--exit-on-stdin-close")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
