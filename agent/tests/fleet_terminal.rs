@@ -258,6 +258,43 @@ fn fleet_health_and_xid_through_pods_exec_of_real_node_agents() {
     assert!(table.contains("XID CODES ACROSS THE FLEET"), "{table}");
 }
 
+/// A fleet result with the node agents' clocks masked (each node process converts its kernel log's
+/// times with its own clock reading).
+fn masked(value: &Value) -> Value {
+    serde_json::from_str(&mask_timestamps(&value.to_string())).unwrap()
+}
+
+#[test]
+fn fleet_json_is_the_fleet_tools_structured_content() {
+    let server = cluster_with_agents();
+    let kubeconfig = server.kubeconfig().display().to_string();
+    let mut session = common::Session::start(&[
+        "fleet",
+        "--kubeconfig",
+        &kubeconfig,
+        "--namespace",
+        "gpu-diagnostics",
+        "--node-timeout=10s",
+    ]);
+    session.initialize("2025-11-25");
+    for (command, tool) in [
+        ("nodes", "list_gpu_nodes"),
+        ("health", "get_fleet_gpu_health"),
+        ("xid", "get_fleet_xid_errors"),
+    ] {
+        let result = session.call_tool(tool, serde_json::json!({}));
+        assert_eq!(result["isError"], false, "{tool}: {result}");
+        let out = fleet(&server, &[command, "-o", "json"]);
+        let cli: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("fleet {command} -o json: {e}: {}", text(&out.stderr)));
+        assert_eq!(
+            masked(&cli),
+            masked(&result["structuredContent"]),
+            "fleet {command} -o json"
+        );
+    }
+}
+
 #[test]
 fn no_cluster_and_bad_flags_exit_3() {
     for args in [

@@ -5,12 +5,44 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
-/// The `test-apiserver` binary, built with `cargo build -p test-apiserver` into the target directory
-/// and profile this test runs from (a no-op when it is up to date).
+/// The `test-apiserver` binary of the target directory and profile this test runs from (the suite's
+/// workspace build makes it); built with `cargo build -p test-apiserver` when missing or older than its
+/// sources (a package-only build resolves features differently, so it is not run needlessly).
 pub fn binary() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| super::build_package("test-apiserver", "test-apiserver"))
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test knows its own path");
+        let built = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|profile| profile.join("test-apiserver"));
+        let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testing/test-apiserver");
+        match built {
+            Some(path) if modified(&path) >= newest(&sources) => path,
+            _ => super::build_package("test-apiserver", "test-apiserver"),
+        }
+    })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of any file under `dir`.
+fn newest(dir: &Path) -> Option<SystemTime> {
+    let mut latest = modified(dir);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest(&path)
+        } else {
+            modified(&path)
+        };
+        latest = latest.max(time);
+    }
+    latest
 }
 
 /// A running test API server; stopped when dropped.
