@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use operator::names::CONTAINER_NAME;
 
 use super::errors::NodeError;
 use super::model::{
@@ -60,6 +61,14 @@ pub fn pod_facts(pod: &Pod, instance_label: &str) -> PodFacts {
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
     let ready = ready_condition.is_some_and(|c| c.status == "True");
     let terminating = pod.metadata.deletion_timestamp.is_some();
+    let running = !terminating
+        && status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.name == CONTAINER_NAME && c.state.as_ref().is_some_and(|s| s.running.is_some())
+            });
     let not_ready_reason = (!ready || terminating).then(|| {
         if terminating {
             return "terminating (being deleted or replaced)".to_owned();
@@ -91,6 +100,7 @@ pub fn pod_facts(pod: &Pod, instance_label: &str) -> PodFacts {
             .as_ref()
             .and_then(|l| l.get(instance_label).cloned()),
         ready: ready && !terminating,
+        running,
         not_ready_reason,
         terminating,
         created: pod
@@ -133,14 +143,15 @@ fn gpu_evidence(node: &NodeFacts, view: &ClusterView) -> Vec<String> {
     why
 }
 
-/// The pod that serves `node`: ready before not ready, running before terminating, newest first.
+/// The pod that serves `node`: ready first, then running, not terminating, newest.
 pub fn pick_pod<'a>(view: &'a ClusterView, node: &str) -> Option<&'a PodFacts> {
     view.pods
         .iter()
         .filter(|p| p.node.as_deref() == Some(node))
         .max_by(|a, b| {
-            (a.ready, !a.terminating, &a.created, &a.name).cmp(&(
+            (a.ready, a.running, !a.terminating, &a.created, &a.name).cmp(&(
                 b.ready,
+                b.running,
                 !b.terminating,
                 &b.created,
                 &b.name,
@@ -254,7 +265,8 @@ fn reach(view: &ClusterView, node: &str) -> Result<PodRef, NodeError> {
             problem,
         });
     };
-    if !pod.ready {
+    // A running container answers exec even when not Ready: the node agent says why itself.
+    if !pod.ready && !pod.running {
         return Err(NodeError::PodNotReady {
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),

@@ -27,6 +27,7 @@ fn pod(name: &str, node: &str, ready: bool, created: &str) -> PodFacts {
         node: Some(node.to_owned()),
         config: Some("default".to_owned()),
         ready,
+        running: ready,
         not_ready_reason: (!ready).then(|| "ContainersNotReady".to_owned()),
         terminating: false,
         created: created.to_owned(),
@@ -183,6 +184,14 @@ fn requested_nodes_are_deduplicated_checked_and_filtered_by_the_selector() {
 }
 
 #[test]
+fn a_running_pod_that_is_not_ready_is_still_asked() {
+    let mut v = view();
+    v.pods[2].running = true;
+    let targets = select_targets(&v, Some(&["gpu-cap".to_owned()]), None);
+    assert_eq!(targets[0].reach.as_ref().unwrap().name, "b");
+}
+
+#[test]
 fn pod_facts_carry_the_kubelets_reason() {
     let crash: Pod = serde_json::from_value(json!({
         "metadata": {"name": "agent-x", "namespace": "gpu", "uid": "u1",
@@ -197,7 +206,7 @@ fn pod_facts_carry_the_kubelets_reason() {
     }))
     .unwrap();
     let facts = pod_facts(&crash, "app.kubernetes.io/instance");
-    assert!(!facts.ready);
+    assert!(!facts.ready && !facts.running);
     assert_eq!(facts.config.as_deref(), Some("default"));
     assert_eq!(facts.node.as_deref(), Some("n1"));
     assert_eq!(

@@ -218,6 +218,25 @@ async fn load(settings: &KubeSettings) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| e.to_string())
 }
 
+/// The HTTP code of a refused request: a Status body (possibly wrapped by the client's layers) or a
+/// bare code when the upgrade answer had no body.
+fn http_code(e: &kube::Error) -> Option<u16> {
+    use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    match e {
+        kube::Error::Api(s) => return Some(s.code),
+        kube::Error::UpgradeConnection(ProtocolSwitch(code)) => return Some(code.as_u16()),
+        _ => {}
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(kube::Error::Api(s)) = inner.downcast_ref::<kube::Error>() {
+            return Some(s.code);
+        }
+        source = inner.source();
+    }
+    None
+}
+
 fn config_facts(config: &GpuDiagnosticsConfig, namespace: Option<&str>) -> ConfigFacts {
     let status = config.status.as_ref();
     ConfigFacts {
@@ -389,31 +408,20 @@ impl Cluster for KubeCluster {
         let mut process = api
             .exec(&pod.name, ["/agent"], &params)
             .await
-            .map_err(|e| {
-                use kube::client::UpgradeConnectionError::ProtocolSwitch;
-                match e {
-                    kube::Error::UpgradeConnection(ProtocolSwitch(code))
-                        if code.as_u16() == 403 =>
-                    {
-                        NodeError::ExecForbidden {
-                            namespace: pod.namespace.clone(),
-                            pod: pod.name.clone(),
-                        }
-                    }
-                    kube::Error::UpgradeConnection(ProtocolSwitch(code))
-                        if code.as_u16() == 404 =>
-                    {
-                        NodeError::PodGone {
-                            namespace: pod.namespace.clone(),
-                            pod: pod.name.clone(),
-                        }
-                    }
-                    other => NodeError::Exec {
-                        namespace: pod.namespace.clone(),
-                        pod: pod.name.clone(),
-                        message: other.to_string(),
-                    },
-                }
+            .map_err(|e| match http_code(&e) {
+                Some(403) => NodeError::ExecForbidden {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                },
+                Some(404) => NodeError::PodGone {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                },
+                _ => NodeError::Exec {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    message: e.to_string(),
+                },
             })?;
         let (Some(stdin), Some(stdout), Some(status)) =
             (process.stdin(), process.stdout(), process.take_status())

@@ -234,7 +234,7 @@ impl<C: Cluster> Fleet<C> {
     }
 
     /// One node tool on one node, arguments forwarded unchanged: the node agent's
-    /// `structuredContent` plus `node`, or why the node did not answer.
+    /// `structuredContent` with `node_name` set to the node, or why the node did not answer.
     pub async fn forward(
         &self,
         node: &str,
@@ -250,7 +250,7 @@ impl<C: Cluster> Fleet<C> {
         };
         Ok(answer.map(|mut value| {
             if let Value::Object(obj) = &mut value {
-                obj.insert("node".into(), Value::String(node.to_owned()));
+                obj.insert("node_name".into(), Value::String(node.to_owned()));
             }
             value
         }))

@@ -55,6 +55,9 @@ pub struct PodFacts {
     /// The config it belongs to (`app.kubernetes.io/instance`).
     pub config: Option<String>,
     pub ready: bool,
+    /// The agent container is running (exec can reach it even when the pod is not Ready: the node
+    /// agent then says itself why its readiness check fails).
+    pub running: bool,
     /// Why it is not ready, in the kubelet's words.
     pub not_ready_reason: Option<String>,
     /// It has a deletion timestamp (being replaced or drained).

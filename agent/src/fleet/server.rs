@@ -100,16 +100,17 @@ fn tool(
         )
 }
 
-/// A node tool's schema with a required `node` property added.
-pub fn with_node(schema: &JsonObject, description: &str) -> JsonObject {
+/// A node tool's schema with a required string property `key` added (first).
+pub fn with_required(schema: &JsonObject, key: &str, description: &str) -> JsonObject {
     let mut schema = schema.clone();
     let properties = schema
         .entry("properties")
         .or_insert_with(|| Value::Object(JsonObject::new()));
     if let Value::Object(p) = properties {
+        p.remove(key);
         let node =
             serde_json::json!({"type": "string", "minLength": 1, "description": description});
-        let mut with = JsonObject::from_iter([("node".to_owned(), node)]);
+        let mut with = JsonObject::from_iter([(key.to_owned(), node)]);
         with.extend(std::mem::take(p));
         *p = with;
     }
@@ -117,7 +118,8 @@ pub fn with_node(schema: &JsonObject, description: &str) -> JsonObject {
         .entry("required")
         .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(r) = required {
-        r.insert(0, Value::String("node".into()));
+        r.retain(|k| k != key);
+        r.insert(0, Value::String(key.into()));
     }
     schema
 }
@@ -135,8 +137,12 @@ pub fn fleet_tools() -> Vec<Tool> {
                 "On one node of the cluster (argument `node`, through its agent pod): {}",
                 t.description
             ),
-            Arc::new(with_node(&(t.input)(), NODE_ARG_DESCRIPTION)),
-            Arc::new(with_node(&(t.output)(), "The node that answered.")),
+            Arc::new(with_required(&(t.input)(), "node", NODE_ARG_DESCRIPTION)),
+            Arc::new(with_required(
+                &(t.output)(),
+                "node_name",
+                "The Kubernetes node that answered.",
+            )),
         )
     });
     own.chain(forwarded).collect()
@@ -417,12 +423,12 @@ mod tests {
             if NODE_TOOLS.iter().any(|n| n.name == t.name) {
                 assert_eq!(t.input_schema["required"][0], "node");
                 assert_eq!(t.input_schema["properties"]["node"]["type"], "string");
-                assert_eq!(
-                    t.output_schema.as_ref().unwrap()["required"][0],
-                    "node",
-                    "{}",
-                    t.name
-                );
+                let output = t.output_schema.as_ref().unwrap();
+                assert_eq!(output["required"][0], "node_name", "{}", t.name);
+                let required = output["required"].as_array().unwrap();
+                let mut unique = required.clone();
+                unique.dedup();
+                assert_eq!(&unique, required, "{}", t.name);
             }
         }
     }

@@ -56,6 +56,7 @@ impl FakeCluster {
                 node: Some(node.to_owned()),
                 config: Some("default".into()),
                 ready,
+                running: ready,
                 not_ready_reason: (!ready).then(|| "ImagePullBackOff".to_owned()),
                 terminating: false,
                 created: "2026-01-01T00:00:00Z".into(),
@@ -366,7 +367,7 @@ async fn forwarded_tools_answer_for_one_node_and_name_it() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(inventory["node"], "n1");
+    assert_eq!(inventory["node_name"], "n1");
     assert_eq!(inventory["data_source"], "mock:ecc-dbe");
     let missing = fleet
         .forward("n9", "get_gpu_health", serde_json::json!({}))
