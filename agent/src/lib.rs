@@ -1,5 +1,7 @@
 //! k8s-mcp-agent: the GPU-diagnostics MCP server library behind the `agent` binary.
 
+/// One-shot commands and their tables, for a person at a terminal.
+pub mod cli;
 pub mod fleet;
 pub mod gpu;
 pub mod harness;

@@ -1,5 +1,6 @@
 //! `agent`: the GPU-diagnostics MCP server on stdio (default), the DaemonSet's idle process
-//! (`agent idle`) and its readiness probe (`agent check`).
+//! (`agent idle`), its readiness probe (`agent check`) and one-shot reports for a terminal
+//! (`agent inventory|health|xid`, in `agent::cli`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -119,6 +120,8 @@ enum Command {
     Idle,
     /// Readiness probe: exit 0 when NVML initializes and sees at least one GPU, else 1.
     Check,
+    #[command(flatten)]
+    Node(agent::cli::NodeCommand),
     /// One MCP server for every GPU node of a cluster, run on your machine (through pods/exec).
     Fleet(agent::fleet::FleetArgs),
 }
@@ -130,15 +133,26 @@ enum NvmlMode {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The readiness probe prints one line on failure and nothing else unless asked.
+    let args = agent::cli::plugin::command_line(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(agent::cli::usage_exit_code(&e, &args));
+        }
+    };
+    // The readiness probe and the one-shot reports print their own error and nothing else unless asked.
     let level = match (&cli.command, cli.log_level.as_str()) {
-        (Some(Command::Check), "info") => "error",
+        (Some(Command::Check | Command::Node(_)), "info") => "error",
+        (Some(Command::Fleet(f)), "info") if agent::cli::fleet::is_report(f) => "off",
         (_, level) => level,
     };
     if let Err(e) = init_logging(level) {
         eprintln!("agent: {e:#}");
-        return ExitCode::from(2);
+        return match cli.command {
+            Some(Command::Node(_)) => ExitCode::from(agent::cli::EXIT_UNKNOWN),
+            _ => ExitCode::from(2),
+        };
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,6 +169,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(&cli)),
         Command::Idle => runtime.block_on(idle()),
         Command::Check => runtime.block_on(check(&cli)),
+        Command::Node(cmd) => Ok(runtime.block_on(agent::cli::run(cmd, server(&cli)))),
         Command::Fleet(args) => runtime.block_on(agent::fleet::run(args, shutdown_signal())),
     };
     // Blocking threads may still be parked in a read of stdin or in a hung NVML call: never wait for them.
@@ -248,9 +263,10 @@ fn gpu_backend(cli: &Cli) -> anyhow::Result<Backends> {
     }
 }
 
-async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// The tools' server as the flags configure it: the MCP session and the one-shot reports share it.
+fn server(cli: &Cli) -> anyhow::Result<GpuDiagServer> {
     let (backend, kernel_log) = backend(cli)?;
-    let server = GpuDiagServer::new(
+    Ok(GpuDiagServer::new(
         backend,
         ServerOptions {
             kernel_log,
@@ -258,7 +274,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             mode: cli.mode,
             backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
         },
-    );
+    ))
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let server = server(cli)?;
     let limits = TransportLimits {
         idle_timeout: (cli.idle_timeout_seconds > 0)
             .then(|| Duration::from_secs(cli.idle_timeout_seconds)),

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{AGENT, Session, text_of};
-use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx, builtin_names};
+use gpu_fixture::{Fixture, builtin_names};
 use serde_json::{Value, json};
 use support::fake_nvml::{self, pci_sysfs};
+use support::frozen::{fixture_yaml, freeze_counters, mask_timestamps};
 
 const PROTOCOL: &str = "2025-06-18";
 
@@ -98,52 +99,6 @@ fn real_session(spec: &str, extra: &[&str], sysfs: &Path) -> Session {
     )
 }
 
-fn freeze_counters(gpu: &mut FixtureGpu) {
-    fn freeze(c: &mut Fx<Counter>) {
-        if let Fx::Value(Counter::Growing { value, .. }) = *c {
-            *c = Fx::Value(Counter::Fixed(value));
-        }
-    }
-    for c in [
-        &mut gpu.pcie_replay_counter,
-        &mut gpu.ecc_volatile_corrected,
-        &mut gpu.ecc_volatile_uncorrected,
-        &mut gpu.ecc_aggregate_corrected,
-        &mut gpu.ecc_aggregate_uncorrected,
-        &mut gpu.violation_thermal_ns,
-        &mut gpu.violation_power_ns,
-    ] {
-        freeze(c);
-    }
-    if let Fx::Value(links) = &mut gpu.nvlink {
-        for link in std::iter::once(&mut links.defaults).chain(links.overrides.values_mut()) {
-            for c in [
-                &mut link.crc_flit_errors,
-                &mut link.crc_data_errors,
-                &mut link.replay_errors,
-                &mut link.recovery_errors,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                freeze(c);
-            }
-        }
-    }
-}
-
-/// A fixture as a YAML document of the fixture format (GPUs fully spelled out, no `gpu_defaults`).
-fn fixture_yaml(f: &Fixture) -> String {
-    // Through serde_yaml values, not JSON: NVLink overrides are keyed by integers.
-    let mut doc = serde_yaml::Mapping::new();
-    let mut put = |key: &str, value: serde_yaml::Value| doc.insert(key.into(), value);
-    put("description", f.description.clone().into());
-    put("node", serde_yaml::to_value(&f.node).unwrap());
-    put("gpus", serde_yaml::to_value(&f.gpus).unwrap());
-    put("kernel_log", serde_yaml::to_value(&f.kernel_log).unwrap());
-    serde_yaml::to_string(&doc).unwrap()
-}
-
 /// Every tool the server lists, called without arguments: its `structuredContent` (or, for an error
 /// result, the whole result).
 fn call_every_tool(session: &mut Session) -> BTreeMap<String, Value> {
@@ -192,38 +147,6 @@ fn normalize(value: Value) -> Value {
         Value::String(s) => Value::String(mask_timestamps(&s)),
         other => other,
     }
-}
-
-/// Replaces every RFC 3339 date-time inside `s` by `<timestamp>`.
-fn mask_timestamps(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while !rest.is_empty() {
-        if is_timestamp(rest) {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_digit() || "-:T.Z+".contains(c)))
-                .unwrap_or(rest.len());
-            out.push_str("<timestamp>");
-            rest = &rest[end..];
-        } else {
-            let ch = rest.chars().next().unwrap();
-            out.push(ch);
-            rest = &rest[ch.len_utf8()..];
-        }
-    }
-    out
-}
-
-/// RFC 3339 date-times (`2026-11-27T11:34:40.292838Z`).
-fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 20
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
 }
 
 fn all_cases() -> Vec<Case> {

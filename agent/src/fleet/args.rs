@@ -13,6 +13,7 @@ use super::cluster::Scope;
 use super::kube::{KubeCluster, KubeSettings};
 use super::server::FleetServer;
 use super::{Fleet, FleetOptions};
+use crate::cli::fleet::FleetReport;
 use crate::server::transport::{LineTransport, TransportLimits};
 
 /// One MCP server for every GPU node of a cluster, run on your machine: it reaches each node's agent
@@ -61,6 +62,14 @@ pub struct FleetArgs {
 pub enum FleetCommand {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
+    /// List the cluster's GPU nodes and their agent pods (list_gpu_nodes); exit 0, or 3 when the API
+    /// server cannot be used.
+    Nodes(crate::cli::fleet::NodesCmd),
+    /// Judge every GPU node (get_fleet_gpu_health), worst first; exit 0 PASS, 1 WARN, 2 FAIL, 3 when a
+    /// node could not be asked (a FAIL elsewhere still exits 2).
+    Health(crate::cli::fleet::FleetHealthCmd),
+    /// Xid errors of every GPU node (get_fleet_xid_errors), worst first; exit codes as for health.
+    Xid(crate::cli::fleet::FleetXidCmd),
 }
 
 impl FleetArgs {
@@ -86,32 +95,8 @@ impl FleetArgs {
     }
 }
 
-/// A duration: a number with `ms`, `s`, `m` or `h`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use a number with ms, s, m or h, such as 20s")
-    })?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?}; use ms, s, m or h, such as 20s"
-            ));
-        }
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("{text:?}: the duration must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
+/// Durations as every flag of the project writes them (`20s`, `1500ms`, `2m`).
+pub use crate::cli::duration::parse_duration;
 
 /// Connects to the cluster the kubeconfig names (a failure is reported by every tool call).
 pub async fn connect(args: &FleetArgs) -> Fleet<KubeCluster> {
@@ -127,8 +112,14 @@ pub async fn run(
     args: &FleetArgs,
     shutdown: impl Future<Output = &'static str>,
 ) -> anyhow::Result<ExitCode> {
-    match args.command {
-        None | Some(FleetCommand::Serve) => {}
+    let report = match &args.command {
+        None | Some(FleetCommand::Serve) => None,
+        Some(FleetCommand::Nodes(c)) => Some(FleetReport::Nodes(c.clone())),
+        Some(FleetCommand::Health(c)) => Some(FleetReport::Health(c.clone())),
+        Some(FleetCommand::Xid(c)) => Some(FleetReport::Xid(c.clone())),
+    };
+    if let Some(report) = report {
+        return Ok(crate::cli::fleet::run(&report, args).await);
     }
     let fleet = Arc::new(connect(args).await);
     let reaper = tokio::spawn(fleet.reaper());

@@ -56,6 +56,24 @@ impl Default for FleetOptions {
     }
 }
 
+/// Where a fan-out stands, for a progress display: called once with the number of nodes to ask, then
+/// once per node as it answers (or fails to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// The nodes about to be asked.
+    Asking { total: usize },
+    /// One node is done; `done` of `total` are.
+    Answered {
+        node: &'a str,
+        ok: bool,
+        done: usize,
+        total: usize,
+    },
+}
+
+/// Receives [`Progress`] while the fleet waits for its nodes.
+pub type ProgressFn = Arc<dyn Fn(Progress<'_>) + Send + Sync>;
+
 /// The fleet: a cluster, its node sessions and the answers' aggregation. Its methods return the
 /// tools' typed results; `Err` only when the API server cannot be used at all.
 pub struct Fleet<C> {
@@ -63,6 +81,7 @@ pub struct Fleet<C> {
     pool: Arc<Pool<C>>,
     opts: FleetOptions,
     access: tokio::sync::Mutex<std::collections::BTreeMap<String, ExecAccess>>,
+    progress: Option<ProgressFn>,
 }
 
 impl<C: Cluster> Fleet<C> {
@@ -74,7 +93,14 @@ impl<C: Cluster> Fleet<C> {
             cluster,
             opts,
             access: tokio::sync::Mutex::default(),
+            progress: None,
         }
+    }
+
+    /// Reports each fan-out's progress to `progress` (the command line's stderr display).
+    pub fn with_progress(mut self, progress: ProgressFn) -> Fleet<C> {
+        self.progress = Some(progress);
+        self
     }
 
     /// Closes idle node sessions until the process ends (spawn it next to the server).
@@ -136,9 +162,15 @@ impl<C: Cluster> Fleet<C> {
         let view = self.cluster.view(&self.opts.scope).await?;
         let targets = discover::select_targets(&view, nodes, only.as_ref());
         let timeout = self.opts.node_timeout;
+        let total = targets.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        if let Some(progress) = &self.progress {
+            progress(Progress::Asking { total });
+        }
         let answers = futures::stream::iter(targets)
             .map(|target| {
                 let tool_args = &tool_args;
+                let done = &done;
                 async move {
                     let answer = match target.reach {
                         Err(e) => Err(e),
@@ -149,6 +181,15 @@ impl<C: Cluster> Fleet<C> {
                         .await
                         .unwrap_or(Err(NodeError::Timeout(timeout))),
                     };
+                    if let Some(progress) = &self.progress {
+                        let count = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress(Progress::Answered {
+                            node: &target.node,
+                            ok: answer.is_ok(),
+                            done: count,
+                            total,
+                        });
+                    }
                     (target.node, answer)
                 }
             })

@@ -39,7 +39,9 @@ impl NodeClient {
     async fn connect(stream: ExecStream) -> Result<NodeClient, Broken> {
         let mut client = NodeClient {
             stdin: stream.stdin,
-            stdout: BufReader::with_capacity(64 * 1024, stream.stdout),
+            // Small per-session buffers: a fleet holds hundreds of sessions; long replies still
+            // arrive whole through `read_line`.
+            stdout: BufReader::with_capacity(8 * 1024, stream.stdout),
             finished: stream.finished,
             next_id: 0,
             line: String::new(),
@@ -97,7 +99,15 @@ impl NodeClient {
                         .to_owned(),
                 ));
             }
-            let Ok(mut message) = serde_json::from_str::<Value>(self.line.trim()) else {
+            let parsed = serde_json::from_str::<Value>(self.line.trim());
+            if self.line.capacity() > 16 * 1024 {
+                // One large reply must not keep its buffer for the session's life.
+                let text = std::mem::take(&mut self.line);
+                if parsed.is_err() {
+                    self.line = text;
+                }
+            }
+            let Ok(mut message) = parsed else {
                 return Err(Broken(format!(
                     "the node agent wrote a line that is not JSON: {:?}",
                     self.line.chars().take(200).collect::<String>()

@@ -49,7 +49,8 @@ impl GpuDiagServer {
         }
     }
 
-    pub(super) async fn inventory(&self, args: GpuScopeArgs) -> Result<InventoryReport, ToolError> {
+    /// `get_gpu_inventory`'s body: the typed result the MCP tool and `agent inventory` both print.
+    pub async fn inventory(&self, args: GpuScopeArgs) -> Result<InventoryReport, ToolError> {
         let filter = args.filter();
         let snapshot = self.backend(move |b| b.snapshot(filter)).await??;
         Ok(inventory::build(
@@ -59,7 +60,8 @@ impl GpuDiagServer {
         ))
     }
 
-    pub(super) async fn health(&self, args: HealthArgs) -> Result<HealthResult, ToolError> {
+    /// `get_gpu_health`'s body: the typed result the MCP tool and `agent health` both print.
+    pub async fn health(&self, args: HealthArgs) -> Result<HealthResult, ToolError> {
         let filter = args.gpu_index.map_or(GpuFilter::All, GpuFilter::Index);
         let window = match args.window_seconds {
             Some(0) | None => None,
@@ -122,7 +124,8 @@ impl GpuDiagServer {
         })
     }
 
-    pub(super) async fn xid(&self, args: XidArgs) -> Result<XidResult, ToolError> {
+    /// `analyze_xid_errors`' body: the typed result the MCP tool and `agent xid` both print.
+    pub async fn xid(&self, args: XidArgs) -> Result<XidResult, ToolError> {
         if let Some(m) = args.max_events
             && !(1..=xid::MAX_EVENTS_LIMIT).contains(&m)
         {

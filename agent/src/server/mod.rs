@@ -26,7 +26,7 @@ use crate::gpu::{GpuBackend, NodeSnapshot};
 use crate::prompts;
 use crate::xid::LogSource;
 
-pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, XidArgs, XidResult};
+pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
 /// The node agent's tools, which `agent fleet` forwards to one node.
 pub(crate) use tools::{TOOLS as NODE_TOOLS, ToolSpec};
 use tools::{TOOLS, parse_args, structured};

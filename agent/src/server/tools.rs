@@ -139,7 +139,7 @@ impl GpuScopeArgs {
 
 /// Why a tool call failed; becomes an `isError` result whose text says what to do.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ToolError {
+pub enum ToolError {
     #[error("invalid arguments for {tool}: {message}")]
     Arguments { tool: &'static str, message: String },
     #[error("{0}")]

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::ffi::{CString, c_char, c_uint};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use gpu_fixture::Fixture;
@@ -20,40 +19,7 @@ pub fn library() -> &'static Path {
         if let Some(path) = std::env::var_os(FAKE_NVML_LIB_ENV) {
             return PathBuf::from(path);
         }
-        // This test runs as <target>/<profile>/deps/<name>-<hash>.
-        let exe = std::env::current_exe().expect("the test knows its own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("tests run from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "fake-nvml", "--target-dir"])
-            .arg(target_dir);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                build.arg("--release");
-            }
-            Some(other) => {
-                build.args(["--profile", other]);
-            }
-            None => {}
-        }
-        let status = build
-            .status()
-            .expect("cargo runs to build the fake libnvidia-ml");
-        assert!(
-            status.success(),
-            "cargo build -p fake-nvml failed: {status}"
-        );
-        let path = profile_dir.join("libnvidia_ml.so");
-        assert!(path.is_file(), "{} was not built", path.display());
-        path
+        super::build_package("fake-nvml", "libnvidia_ml.so")
     })
 }
 
