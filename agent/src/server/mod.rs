@@ -71,12 +71,13 @@ impl std::fmt::Debug for KernelLogSource {
 }
 
 impl KernelLogSource {
-    fn log_source(&self) -> LogSource {
+    /// Where to read the log now (a mock node's log grows with its timeline).
+    pub fn log_source(&self) -> LogSource {
         match self {
             KernelLogSource::Host => LogSource::Auto,
             KernelLogSource::File(path) => LogSource::File(path.clone()),
             KernelLogSource::Simulated(mock) => LogSource::Lines {
-                lines: mock.fixture().kernel_log.clone(),
+                lines: mock.kernel_log(),
                 uptime_seconds: mock.uptime_seconds(),
             },
         }
