@@ -8,6 +8,7 @@
 //! The on-disk format is described in `docs/history-format.md`.
 
 pub mod aggregate;
+pub mod cli;
 pub mod sample;
 pub mod store;
 pub mod timeline;
@@ -32,6 +33,62 @@ pub const DEFAULT_RAW_RETENTION: &str = "1h";
 pub const DEFAULT_RETENTION: &str = "24h";
 /// Default byte budget of the history directory (`--history-max-bytes`).
 pub const DEFAULT_MAX_BYTES: u64 = 48 * 1024 * 1024;
+
+/// The most bytes a `get_gpu_timeline` answer takes by default (the model's context is precious).
+pub const TIMELINE_MAX_BYTES: usize = 32 * 1024;
+
+/// `get_gpu_timeline`'s body: reads the history for the last `since_seconds` (I/O), then builds the
+/// report. Without a history it answers with a note, never an error.
+pub fn read_timeline(
+    dir: Option<&std::path::Path>,
+    since_seconds: u64,
+    mut query: timeline::TimelineQuery,
+    clock: &dyn WallClock,
+) -> timeline::TimelineReport {
+    let now = clock.now_unix_ms();
+    query.to_ms = now;
+    query.from_ms = now.saturating_sub(since_seconds.saturating_mul(1000) as i64);
+    let unavailable = |note: String| timeline::TimelineReport {
+        recorder_available: false,
+        from: crate::xid::time::format_rfc3339(query.from_ms * 1000),
+        to: crate::xid::time::format_rfc3339(query.to_ms * 1000),
+        coverage: None,
+        bucket_seconds: 0,
+        bucket_starts: Vec::new(),
+        gpus: Vec::new(),
+        node_events: Vec::new(),
+        events_total: 0,
+        truncated: false,
+        narrow: None,
+        notes: vec![note],
+    };
+    let Some(dir) = dir else {
+        return unavailable(
+            "No flight recorder on this agent: history is off (no --history-dir / AGENT_HISTORY_DIR). \
+             In the cluster the operator enables it with `agent.history.enabled`; locally, run \
+             `agent idle --history-dir DIR` next to the session. Use get_gpu_health and \
+             analyze_xid_errors for the present state and the kernel log."
+                .into(),
+        );
+    };
+    match store::read_history(dir, query.from_ms) {
+        Ok(read) if read.raw.is_empty() && read.minutes.is_empty() => {
+            let mut r = unavailable(format!(
+                "The flight recorder has not written any history in {} yet: `agent idle` records \
+                 there every sample interval once it runs.",
+                dir.display()
+            ));
+            r.notes.extend(read.notes);
+            r
+        }
+        Ok(read) => timeline::build(&read, &query),
+        Err(e) => unavailable(format!(
+            "The flight recorder's history {} cannot be read ({e}): is `agent idle` running with \
+             the same --history-dir?",
+            dir.display()
+        )),
+    }
+}
 
 /// What one tick produced.
 pub enum Tick {

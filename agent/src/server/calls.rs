@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::GpuDiagServer;
-use super::tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
+use super::tools::{
+    GpuRef, GpuScopeArgs, HealthArgs, HealthResult, TimelineArgs, TimelineResult, ToolError,
+    XidArgs, XidResult,
+};
 use crate::gpu::{BackendError, DeviceIdentity, GpuBackend, GpuFilter, NodeSnapshot};
 use crate::health::{self, Baseline, EvaluateOptions, NotEvaluated, ObservedXid, Rule};
 use crate::tools::inventory::{self, InventoryReport};
@@ -167,6 +170,45 @@ impl GpuDiagServer {
             ));
         }
         Ok(XidResult {
+            data_source: self.inner.backend.source().to_string(),
+            node_name: self.inner.opts.node_name.clone(),
+            report,
+        })
+    }
+
+    pub(super) async fn timeline(&self, args: TimelineArgs) -> Result<TimelineResult, ToolError> {
+        let max_events = args.max_events.unwrap_or(200);
+        if !(1..=5000).contains(&max_events) {
+            return Err(ToolError::Arguments {
+                tool: "get_gpu_timeline",
+                message: format!("max_events must be between 1 and 5000, got {max_events}"),
+            });
+        }
+        if args.since_seconds == Some(0) {
+            return Err(ToolError::Arguments {
+                tool: "get_gpu_timeline",
+                message: "since_seconds must be at least 1 (the default is 3600)".into(),
+            });
+        }
+        let query = crate::recorder::timeline::TimelineQuery {
+            from_ms: 0,
+            to_ms: 0,
+            gpu: args.gpu.map(|g| match g {
+                GpuRef::Index(i) => crate::recorder::timeline::GpuSelector::Index(i),
+                GpuRef::Uuid(u) => crate::recorder::timeline::GpuSelector::Uuid(u),
+            }),
+            max_events: max_events as usize,
+            max_bytes: crate::recorder::TIMELINE_MAX_BYTES,
+        };
+        let dir = self.inner.opts.history_dir.clone();
+        let since = args.since_seconds.unwrap_or(3600);
+        let task = tokio::task::spawn_blocking(move || {
+            crate::recorder::read_timeline(dir.as_deref(), since, query, &crate::clock::SystemClock)
+        });
+        let report = task
+            .await
+            .map_err(|e| ToolError::Internal(format!("timeline task failed: {e}")))?;
+        Ok(TimelineResult {
             data_source: self.inner.backend.source().to_string(),
             node_name: self.inner.opts.node_name.clone(),
             report,

@@ -25,7 +25,10 @@ use crate::gpu::{GpuBackend, NodeSnapshot};
 use crate::prompts;
 use crate::xid::LogSource;
 
-pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, XidArgs, XidResult};
+pub use tools::{
+    GpuRef, GpuScopeArgs, HealthArgs, HealthResult, TimelineArgs, TimelineResult, XidArgs,
+    XidResult,
+};
 use tools::{TOOLS, parse_args, structured};
 
 /// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.
@@ -47,6 +50,9 @@ pub struct ServerOptions {
     pub backend_timeout: Duration,
     /// Where the kernel log (Xid errors) is read from.
     pub kernel_log: KernelLogSource,
+    /// The flight recorder's history (`--history-dir`), read by `get_gpu_timeline` and the health
+    /// check; `None` when this agent has none.
+    pub history_dir: Option<std::path::PathBuf>,
 }
 
 /// Where `analyze_xid_errors` and the health check's Xid rules read the kernel log.
@@ -151,6 +157,10 @@ impl GpuDiagServer {
                 Ok(a) => structured(self.xid(a).await),
                 Err(e) => Err(e),
             },
+            "get_gpu_timeline" => match parse_args("get_gpu_timeline", args) {
+                Ok(a) => structured(self.timeline(a).await),
+                Err(e) => Err(e),
+            },
             other => {
                 let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
                 return Err(McpError::invalid_params(
@@ -178,7 +188,7 @@ impl GpuDiagServer {
 
 const INSTRUCTIONS: &str = "GPU diagnostics for this Kubernetes node, read through NVML. Start with \
 get_gpu_inventory, then get_gpu_health for verdicts and actions, then analyze_xid_errors for the \
-kernel's Xid errors; the gpu-triage prompt does all three. Every result names its data_source: \
+kernel's Xid errors; the gpu-triage prompt does all three. For something that already happened (a job that died, a GPU that was hot or throttled earlier), get_gpu_timeline shows the flight recorder's history. Every result names its data_source: \
 anything but `nvml` is simulated data.";
 
 impl ServerHandler for GpuDiagServer {
