@@ -105,7 +105,12 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// Adds a sample taken at `t`; returns the previous minute when `t` starts a new one.
-    pub fn push(&mut self, t: i64, gpus: &[GpuSample], xids: &[XidSample]) -> Option<MinuteAggregate> {
+    pub fn push(
+        &mut self,
+        t: i64,
+        gpus: &[GpuSample],
+        xids: &[XidSample],
+    ) -> Option<MinuteAggregate> {
         let done = self.roll(t);
         self.n += 1;
         self.xids.extend_from_slice(xids);

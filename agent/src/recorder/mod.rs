@@ -126,7 +126,12 @@ impl Recorder {
                 Record::Sample { xids, .. } => xids.iter().map(|x| x.unix_ms).max(),
                 _ => None,
             })
-            .chain(previous.minutes.iter().flat_map(|m| m.xids.iter().map(|x| x.unix_ms)))
+            .chain(
+                previous
+                    .minutes
+                    .iter()
+                    .flat_map(|m| m.xids.iter().map(|x| x.unix_ms)),
+            )
             .max();
         let writer = HistoryWriter::open(opts, now)?;
         Ok(Recorder {
@@ -184,7 +189,12 @@ impl Recorder {
     }
 
     /// The Xids of `log` not recorded yet, attributed to GPUs by PCI address.
-    fn new_xids(&mut self, log: &KernelLog, gpus: &[DeviceIdentity], now_ms: i64) -> Vec<XidSample> {
+    fn new_xids(
+        &mut self,
+        log: &KernelLog,
+        gpus: &[DeviceIdentity],
+        now_ms: i64,
+    ) -> Vec<XidSample> {
         let mut out = Vec::new();
         let mut newest_boot = self.xid_after_boot_us;
         for x in &log.xids {
@@ -197,7 +207,9 @@ impl Recorder {
                     let age_ms = (log.clock.monotonic_micros.saturating_sub(us) / 1000) as i64;
                     let unix_ms = now_ms - age_ms;
                     // Across a restart only wall times are known: allow for conversion jitter.
-                    if !fresh || (self.xid_after_boot_us.is_none() && unix_ms <= self.xid_after_ms + 50) {
+                    if !fresh
+                        || (self.xid_after_boot_us.is_none() && unix_ms <= self.xid_after_ms + 50)
+                    {
                         continue;
                     }
                     newest_boot = Some(newest_boot.map_or(us, |n| n.max(us)));
@@ -284,7 +296,10 @@ pub async fn run(
                         None
                     }
                 };
-                Tick::Sampled { snapshot, kernel_log }
+                Tick::Sampled {
+                    snapshot,
+                    kernel_log,
+                }
             }
             (tick, _) => tick,
         };
@@ -299,7 +314,11 @@ pub async fn run(
 
 /// One snapshot with a deadline; while an earlier call is still hung, ticks are skipped without
 /// calling NVML again (blocked threads would pile up).
-async fn sample_once(backend: &Arc<dyn GpuBackend>, hung: &Arc<AtomicBool>, deadline: Duration) -> Tick {
+async fn sample_once(
+    backend: &Arc<dyn GpuBackend>,
+    hung: &Arc<AtomicBool>,
+    deadline: Duration,
+) -> Tick {
     if hung.load(Ordering::Acquire) {
         return Tick::Skipped(
             "an earlier NVML call has still not returned: the driver or a GPU is hung".into(),

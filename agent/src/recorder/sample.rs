@@ -59,9 +59,11 @@ impl Gauge {
             Gauge::PowerWatts => d.power_draw_watts.as_ref().ok().copied(),
             Gauge::SmClockMhz => d.clock_sm_mhz.as_ref().ok().map(|v| f64::from(*v)),
             Gauge::MemoryClockMhz => d.clock_memory_mhz.as_ref().ok().map(|v| f64::from(*v)),
-            Gauge::GpuUtilizationPercent => {
-                d.utilization.as_ref().ok().map(|u| f64::from(u.gpu_percent))
-            }
+            Gauge::GpuUtilizationPercent => d
+                .utilization
+                .as_ref()
+                .ok()
+                .map(|u| f64::from(u.gpu_percent)),
             Gauge::MemoryUtilizationPercent => d
                 .utilization
                 .as_ref()
@@ -167,13 +169,15 @@ impl CounterId {
                 .ok()
                 .map(|v| u64::from(*v)),
             CounterId::PcieReplays => d.pcie_replay_counter.as_ref().ok().copied(),
-            CounterId::NvlinkCrcErrors => link_sum(|l| {
-                match (l.crc_flit_errors.as_ref(), l.crc_data_errors.as_ref()) {
-                    (Ok(a), Ok(b)) => Some(a + b),
-                    (Ok(a), Err(_)) | (Err(_), Ok(a)) => Some(*a),
-                    _ => None,
-                }
-            }),
+            CounterId::NvlinkCrcErrors => {
+                link_sum(
+                    |l| match (l.crc_flit_errors.as_ref(), l.crc_data_errors.as_ref()) {
+                        (Ok(a), Ok(b)) => Some(a + b),
+                        (Ok(a), Err(_)) | (Err(_), Ok(a)) => Some(*a),
+                        _ => None,
+                    },
+                )
+            }
             CounterId::NvlinkReplayErrors => link_sum(|l| l.replay_errors.as_ref().ok().copied()),
             CounterId::NvlinkRecoveryErrors => {
                 link_sum(|l| l.recovery_errors.as_ref().ok().copied())

@@ -201,6 +201,11 @@ pub enum DecodeProblem {
 /// Decodes a segment's bytes (pure).
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut out = Decoded::default();
+    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+        // A segment just created: its first bytes are not written yet.
+        out.problem = Some(DecodeProblem::TornTail { offset: 0 });
+        return out;
+    }
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         out.problem = Some(DecodeProblem::Foreign);
         return out;
@@ -265,7 +270,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             table[i] = c;
@@ -328,7 +337,7 @@ impl HistoryWriter {
             self.prune(now_ms)?;
             self.open_segment(tier, now_ms)?;
         }
-        self.make_room(bytes.len() as u64)?;
+        self.make_room(tier, bytes.len() as u64, now_ms)?;
         match self.write_bytes(slot, &bytes) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 self.notes.push(format!(
@@ -403,12 +412,20 @@ impl HistoryWriter {
         }
     }
 
-    /// Drops the oldest segments until `incoming` more bytes fit the budget.
-    fn make_room(&mut self, incoming: u64) -> io::Result<()> {
+    /// Drops the oldest segments until `incoming` more bytes fit the budget; when only open segments
+    /// are left, the open segment of `tier` is closed (a new one opened) so it can go too.
+    fn make_room(&mut self, tier: Tier, incoming: u64, now_ms: i64) -> io::Result<()> {
+        let mut rotated = false;
         while self.total_bytes + incoming > self.opts.max_bytes {
-            if !self.drop_oldest()? {
+            if self.drop_oldest()? {
+                continue;
+            }
+            if rotated {
                 break;
             }
+            self.open[tier as usize] = None;
+            self.open_segment(tier, now_ms)?;
+            rotated = true;
         }
         Ok(())
     }
@@ -416,7 +433,12 @@ impl HistoryWriter {
     /// Deletes the oldest closed segment of either tier; false when only open segments remain.
     fn drop_oldest(&mut self) -> io::Result<bool> {
         let (segments, _) = list_segments(&self.opts.dir)?;
-        let open: Vec<&Path> = self.open.iter().flatten().map(|s| s.path.as_path()).collect();
+        let open: Vec<&Path> = self
+            .open
+            .iter()
+            .flatten()
+            .map(|s| s.path.as_path())
+            .collect();
         let oldest = segments
             .iter()
             .filter(|s| !open.contains(&s.path.as_path()))
@@ -443,7 +465,9 @@ impl HistoryWriter {
             let of_tier: Vec<&SegmentFile> = segments.iter().filter(|s| s.tier == tier).collect();
             for (i, seg) in of_tier.iter().enumerate() {
                 // Every record of a segment is older than the next segment's start.
-                let expired = of_tier.get(i + 1).is_some_and(|next| next.started_ms <= cutoff);
+                let expired = of_tier
+                    .get(i + 1)
+                    .is_some_and(|next| next.started_ms <= cutoff);
                 if expired {
                     remove(&seg.path)?;
                 } else {
@@ -491,7 +515,10 @@ pub fn read_history(dir: &Path, from_ms: i64) -> io::Result<HistoryRead> {
         let of_tier: Vec<&SegmentFile> = segments.iter().filter(|s| s.tier == tier).collect();
         for (i, seg) in of_tier.iter().enumerate() {
             let newest = i + 1 == of_tier.len();
-            if of_tier.get(i + 1).is_some_and(|next| next.started_ms < from_ms - 120_000) {
+            if of_tier
+                .get(i + 1)
+                .is_some_and(|next| next.started_ms < from_ms - 120_000)
+            {
                 continue;
             }
             let bytes = match std::fs::read(&seg.path) {
@@ -499,7 +526,8 @@ pub fn read_history(dir: &Path, from_ms: i64) -> io::Result<HistoryRead> {
                 // Deleted by retention between listing and reading.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    out.notes.push(format!("skipped {}: {e}", seg.path.display()));
+                    out.notes
+                        .push(format!("skipped {}: {e}", seg.path.display()));
                     continue;
                 }
             };

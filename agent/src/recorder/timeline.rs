@@ -238,7 +238,10 @@ fn first_raw_sample(read: &HistoryRead) -> Option<i64> {
 }
 
 /// Minute aggregates that end before the first raw sample (the raw tier covers the rest).
-fn minutes_before(read: &HistoryRead, first_raw: Option<i64>) -> impl Iterator<Item = &MinuteAggregate> {
+fn minutes_before(
+    read: &HistoryRead,
+    first_raw: Option<i64>,
+) -> impl Iterator<Item = &MinuteAggregate> {
     read.minutes
         .iter()
         .filter(move |m| first_raw.is_none_or(|f| m.t + 60_000 <= f))
@@ -273,7 +276,10 @@ fn gpu_events(gpu: u32, obs: &[Obs], from_ms: i64, to_ms: i64) -> Vec<TimelineEv
         };
         if cur.lost != was_lost {
             let (kind, detail) = if cur.lost {
-                (EventKind::GpuLost, "GPU stopped answering NVML (lost or reset required)")
+                (
+                    EventKind::GpuLost,
+                    "GPU stopped answering NVML (lost or reset required)",
+                )
             } else {
                 (EventKind::GpuReturned, "GPU answers NVML again")
             };
@@ -384,7 +390,11 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             "pcie_gen_current",
             pg.map(f64::from),
             cg.map(f64::from),
-            format!("PCIe link generation {} → {}", pg.unwrap_or(0), cg.unwrap_or(0)),
+            format!(
+                "PCIe link generation {} → {}",
+                pg.unwrap_or(0),
+                cg.unwrap_or(0)
+            ),
         ));
     }
     if pw.is_some() && cw.is_some() && pw != cw {
@@ -393,7 +403,11 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             "pcie_width_current",
             pw.map(f64::from),
             cw.map(f64::from),
-            format!("PCIe link width x{} → x{}", pw.unwrap_or(0), cw.unwrap_or(0)),
+            format!(
+                "PCIe link width x{} → x{}",
+                pw.unwrap_or(0),
+                cw.unwrap_or(0)
+            ),
         ));
     }
     let down: Vec<u32> = cur
@@ -409,10 +423,20 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         .copied()
         .collect();
     if !down.is_empty() {
-        out.push(event(t, Some(gpu), EventKind::NvlinkDown, format!("NVLink(s) {down:?} became inactive")));
+        out.push(event(
+            t,
+            Some(gpu),
+            EventKind::NvlinkDown,
+            format!("NVLink(s) {down:?} became inactive"),
+        ));
     }
     if !up.is_empty() {
-        out.push(event(t, Some(gpu), EventKind::NvlinkUp, format!("NVLink(s) {up:?} active again")));
+        out.push(event(
+            t,
+            Some(gpu),
+            EventKind::NvlinkUp,
+            format!("NVLink(s) {up:?} active again"),
+        ));
     }
     if prev.remap_pending == Some(false) && cur.remap_pending == Some(true) {
         out.push(event(
@@ -444,7 +468,11 @@ fn xid_event(x: &XidSample, approximate: bool) -> TimelineEvent {
 /// Node-wide events: restarts, gaps, skipped ticks (pure).
 fn node_events(read: &HistoryRead, from_ms: i64, to_ms: i64) -> Vec<TimelineEvent> {
     let mut out = Vec::new();
-    let interval = read.headers.last().map_or(10_000, |h| h.interval_ms as i64).max(1);
+    let interval = read
+        .headers
+        .last()
+        .map_or(10_000, |h| h.interval_ms as i64)
+        .max(1);
     let slack = (interval * 3).max(interval + 2_000);
     let mut last_tick: Option<i64> = None;
     let mut restarted_at: Option<i64> = None;
@@ -469,7 +497,12 @@ fn node_events(read: &HistoryRead, from_ms: i64, to_ms: i64) -> Vec<TimelineEven
             out.push(e);
         }
         if m.skipped > 0 && (from_ms..=to_ms).contains(&m.t) {
-            let mut e = event(m.t, None, EventKind::SamplingSkipped, format!("{} sample(s) skipped in this minute", m.skipped));
+            let mut e = event(
+                m.t,
+                None,
+                EventKind::SamplingSkipped,
+                format!("{} sample(s) skipped in this minute", m.skipped),
+            );
             e.approximate = true;
             out.push(e);
         }
@@ -488,9 +521,18 @@ fn node_events(read: &HistoryRead, from_ms: i64, to_ms: i64) -> Vec<TimelineEven
                 if let Some(prev) = last_tick
                     && in_window(*t)
                 {
-                    let span = format!("no samples from {} to {}", format_rfc3339(prev * 1000), format_rfc3339(t * 1000));
+                    let span = format!(
+                        "no samples from {} to {}",
+                        format_rfc3339(prev * 1000),
+                        format_rfc3339(t * 1000)
+                    );
                     if let Some(at) = restarted_at.take() {
-                        out.push(event(at, None, EventKind::AgentRestarted, format!("the agent started again; {span}")));
+                        out.push(event(
+                            at,
+                            None,
+                            EventKind::AgentRestarted,
+                            format!("the agent started again; {span}"),
+                        ));
                     } else if t - prev > slack {
                         out.push(event(prev + interval, None, EventKind::RecorderGap, span));
                     }
@@ -569,35 +611,57 @@ fn build_with(
     };
     let mut gpus: BTreeMap<u32, (GpuTimeline, BTreeMap<Gauge, Vec<Acc>>)> = BTreeMap::new();
     let first_raw = first_raw_sample(read);
-    let mut fold = |index: u32, uuid: &Option<String>, t: i64, n: f64, gauges: Vec<(Gauge, Summary)>| {
-        let Some(b) = bucket_of(t) else { return };
-        if !selected(&q.gpu, index, uuid.as_deref()) {
-            return;
-        }
-        let (g, accs) = gpus.entry(index).or_insert_with(|| {
-            (
-                GpuTimeline { index, uuid: None, samples: 0, metrics: Vec::new(), events: Vec::new() },
-                BTreeMap::new(),
-            )
-        });
-        if uuid.is_some() {
-            g.uuid = uuid.clone();
-        }
-        g.samples += n as u64;
-        for (gauge, s) in gauges {
-            accs.entry(gauge).or_insert_with(|| vec![Acc::default(); buckets as usize])[b].push(s, n, t);
-        }
-    };
+    let mut fold =
+        |index: u32, uuid: &Option<String>, t: i64, n: f64, gauges: Vec<(Gauge, Summary)>| {
+            let Some(b) = bucket_of(t) else { return };
+            if !selected(&q.gpu, index, uuid.as_deref()) {
+                return;
+            }
+            let (g, accs) = gpus.entry(index).or_insert_with(|| {
+                (
+                    GpuTimeline {
+                        index,
+                        uuid: None,
+                        samples: 0,
+                        metrics: Vec::new(),
+                        events: Vec::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+            if uuid.is_some() {
+                g.uuid = uuid.clone();
+            }
+            g.samples += n as u64;
+            for (gauge, s) in gauges {
+                accs.entry(gauge)
+                    .or_insert_with(|| vec![Acc::default(); buckets as usize])[b]
+                    .push(s, n, t);
+            }
+        };
     for m in minutes_before(read, first_raw) {
         for g in &m.gpus {
             let n = f64::from(m.n.saturating_sub(g.lost_samples).max(1));
-            fold(g.index, &g.uuid, m.t, n, g.gauges.iter().map(|(k, v)| (*k, *v)).collect());
+            fold(
+                g.index,
+                &g.uuid,
+                m.t,
+                n,
+                g.gauges.iter().map(|(k, v)| (*k, *v)).collect(),
+            );
         }
     }
     for r in &read.raw {
-        if let Record::Sample { t, gpus: samples, .. } = r {
+        if let Record::Sample {
+            t, gpus: samples, ..
+        } = r
+        {
             for s in samples {
-                let gauges = s.gauges.iter().map(|(k, v)| (*k, [*v, *v, *v, *v])).collect();
+                let gauges = s
+                    .gauges
+                    .iter()
+                    .map(|(k, v)| (*k, [*v, *v, *v, *v]))
+                    .collect();
                 fold(s.index, &s.uuid, *t, 1.0, gauges);
             }
         }
@@ -614,7 +678,13 @@ fn build_with(
         }
         let (g, _) = gpus.entry(*index).or_insert_with(|| {
             (
-                GpuTimeline { index: *index, uuid: uuid.clone(), samples: 0, metrics: Vec::new(), events: Vec::new() },
+                GpuTimeline {
+                    index: *index,
+                    uuid: uuid.clone(),
+                    samples: 0,
+                    metrics: Vec::new(),
+                    events: Vec::new(),
+                },
                 BTreeMap::new(),
             )
         });
@@ -637,7 +707,9 @@ fn build_with(
         let e = xid_event(x, approx);
         match x.gpu.and_then(|i| gpus.get_mut(&i)) {
             Some((g, _)) => g.events.push(e),
-            None if q.gpu.is_none() || x.gpu.is_some_and(|i| selected(&q.gpu, i, None)) => node_events.push(e),
+            None if q.gpu.is_none() || x.gpu.is_some_and(|i| selected(&q.gpu, i, None)) => {
+                node_events.push(e)
+            }
             None => {}
         }
     }
@@ -685,12 +757,21 @@ fn coverage(read: &HistoryRead) -> Option<Coverage> {
         .into_iter()
         .chain(first_raw_sample(read))
         .min()?;
-    let newest = read.raw.last().map(Record::time_ms).into_iter().chain(read.minutes.last().map(|m| m.t + 60_000)).max()?;
+    let newest = read
+        .raw
+        .last()
+        .map(Record::time_ms)
+        .into_iter()
+        .chain(read.minutes.last().map(|m| m.t + 60_000))
+        .max()?;
     Some(Coverage {
         oldest: Some(format_rfc3339(oldest * 1000)),
         newest: Some(format_rfc3339(newest * 1000)),
         full_resolution_from: first_raw_sample(read).map(|t| format_rfc3339(t * 1000)),
-        sample_interval_seconds: read.headers.last().map_or(0.0, |h| h.interval_ms as f64 / 1000.0),
+        sample_interval_seconds: read
+            .headers
+            .last()
+            .map_or(0.0, |h| h.interval_ms as f64 / 1000.0),
     })
 }
 
@@ -698,7 +779,8 @@ fn coverage(read: &HistoryRead) -> Option<Coverage> {
 fn trim_events(r: &mut TimelineReport, q: &TimelineQuery) {
     let mut keep = q.max_events.min(r.events_total as usize);
     loop {
-        let total: usize = r.node_events.len() + r.gpus.iter().map(|g| g.events.len()).sum::<usize>();
+        let total: usize =
+            r.node_events.len() + r.gpus.iter().map(|g| g.events.len()).sum::<usize>();
         if total > keep {
             let mut times: Vec<i64> = r
                 .node_events
@@ -707,17 +789,12 @@ fn trim_events(r: &mut TimelineReport, q: &TimelineQuery) {
                 .map(|e| e.unix_ms)
                 .collect();
             times.sort_unstable();
-            let cutoff = times[total - keep];
-            let mut budget = keep;
-            // Newest first within the cut, so exactly `keep` stay.
-            let mut lists: Vec<&mut Vec<TimelineEvent>> = std::iter::once(&mut r.node_events)
-                .chain(r.gpus.iter_mut().map(|g| &mut g.events))
-                .collect();
-            for l in lists.iter_mut() {
-                l.retain(|e| e.unix_ms > cutoff);
-                budget = budget.saturating_sub(l.len());
+            // Keep the newest `keep` (ties at the cut stay together).
+            let cutoff = times.get(total - keep).copied().unwrap_or(i64::MAX);
+            r.node_events.retain(|e| e.unix_ms >= cutoff);
+            for g in &mut r.gpus {
+                g.events.retain(|e| e.unix_ms >= cutoff);
             }
-            let _ = budget;
             r.truncated = true;
         }
         if size(r) <= q.max_bytes || keep == 0 {
