@@ -47,8 +47,8 @@ impl HistoryArgs {
     pub fn store_options(&self) -> Option<StoreOptions> {
         Some(StoreOptions {
             dir: self.history_dir.clone()?,
-            raw_retention: self.history_raw_retention,
-            minute_retention: self.history_retention.max(self.history_raw_retention),
+            raw_retention: self.history_raw_retention.min(self.history_retention),
+            minute_retention: self.history_retention,
             max_bytes: self.history_max_bytes,
             interval: self.sample_interval,
         })
