@@ -188,8 +188,9 @@ impl GpuDiagServer {
 
 const INSTRUCTIONS: &str = "GPU diagnostics for this Kubernetes node, read through NVML. Start with \
 get_gpu_inventory, then get_gpu_health for verdicts and actions, then analyze_xid_errors for the \
-kernel's Xid errors; the gpu-triage prompt does all three. For something that already happened (a job that died, a GPU that was hot or throttled earlier), get_gpu_timeline shows the flight recorder's history. Every result names its data_source: \
-anything but `nvml` is simulated data.";
+kernel's Xid errors; the gpu-triage prompt does all three. For something that already happened (a job \
+that died, a GPU that was hot or throttled earlier), get_gpu_timeline shows the flight recorder's \
+history. Every result names its data_source: anything but `nvml` is simulated data.";
 
 impl ServerHandler for GpuDiagServer {
     fn get_info(&self) -> ServerConfig {

@@ -66,7 +66,16 @@ pub(super) const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_gpu_timeline",
         title: "GPU timeline (flight recorder)",
-        description: "What happened to this node's GPUs before anyone looked, from the flight recorder                       `agent idle` keeps (every sample for the last hour, one-minute aggregates for                       24 h by default). Per GPU: min/max/mean/last per time bucket of temperature,                       power, clocks, utilization and memory used; and the ordered events:                       temperature crossing the slowdown threshold, throttle reasons starting and                       ending, ECC / retired-page / remapped-row / PCIe-replay / NVLink counter                       increments and resets, PCIe generation/width changes, NVLinks going down,                       Xids, GPUs lost and returned, and recorder gaps (agent restarts, skipped                       samples). Use it when the user reports something that already happened.                       Without a recorder the result says so in `notes`.",
+        description: "What happened to this node's GPUs before anyone looked, from the flight recorder \
+                      `agent idle` keeps (every sample for the last hour, one-minute aggregates for \
+                      24 h by default). Per GPU: min/max/mean/last per time bucket of temperature, \
+                      power, clocks, utilization and memory used; and the ordered events: \
+                      temperature crossing the slowdown threshold, throttle reasons starting and \
+                      ending, ECC / retired-page / remapped-row / PCIe-replay / NVLink counter \
+                      increments and resets, PCIe generation/width changes, NVLinks going down, \
+                      Xids, GPUs lost and returned, and recorder gaps (agent restarts, skipped \
+                      samples). Use it when the user reports something that already happened. \
+                      Without a recorder the result says so in `notes`.",
         input: schema::input_schema::<TimelineArgs>,
         output: schema::output_schema::<TimelineResult>,
     },

@@ -70,7 +70,9 @@ pub(super) fn daemon_set(
         ..PodSpec::default()
     };
     if let Some(history) = super::history::wiring(spec) {
-        pod.volumes.get_or_insert_with(Vec::new).push(history.volume);
+        pod.volumes
+            .get_or_insert_with(Vec::new)
+            .push(history.volume);
     }
     match access {
         GpuAccess::RuntimeClass { name } => pod.runtime_class_name = Some(name.clone()),
