@@ -557,3 +557,62 @@ fn the_answer_stays_under_its_byte_budget() {
     let full = timeline(dir.path(), day.clock.as_ref(), 86_400, None);
     assert_eq!(r.events_total, full.events_total);
 }
+
+#[test]
+fn history_gives_health_a_baseline_and_the_rules_only_it_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(T0);
+    let fixture = Fixture::from_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/h100-hot-and-erring.yaml"),
+    )
+    .unwrap();
+    let day = Day {
+        mock: MockBackend::with_clock(
+            fixture,
+            DataSource::MockFixture("hot".into()),
+            clock.clone(),
+        ),
+        clock,
+    };
+    let mut rec = Recorder::open(options(dir.path()), day.clock.clone()).unwrap();
+    day.run(&mut rec, T0 + 24 * HOUR - 10_000);
+    let now = day.clock.now_unix_ms();
+    let read = store::read_history(dir.path(), now - 24 * HOUR).unwrap();
+    let current = day.mock.snapshot(GpuFilter::All).unwrap();
+    let mut found: Vec<(u32, String)> = agent::recorder::health::findings(&read, now)
+        .into_iter()
+        .map(|(gpu, f)| (gpu, f.check.id()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (2, "clock_events.sustained".to_string()),
+            (4, "ecc.sbe_rate_24h".to_string()),
+            (6, "xid.repeated".to_string()),
+        ]
+    );
+    // The recorded baseline makes the rate rules run on the first call: GPU 2's replays jumped.
+    let (snapshot, age_ms) = agent::recorder::health::baseline(&read, now, &current).unwrap();
+    assert!((60_000..=70_000).contains(&age_ms), "{age_ms}");
+    let report = agent::health::evaluate(
+        &current,
+        Some(&agent::health::Baseline {
+            snapshot,
+            elapsed: Duration::from_millis(age_ms as u64),
+        }),
+        &[],
+        &agent::health::EvaluateOptions::default(),
+    );
+    let rules: Vec<String> = report.rate_rules_evaluated.iter().map(|r| r.id()).collect();
+    assert!(rules.contains(&"pcie.replay_rate".to_string()), "{rules:?}");
+    assert!(rules.contains(&"nvlink.crc_rate".to_string()), "{rules:?}");
+    assert!(
+        report.gpus[2]
+            .findings
+            .iter()
+            .any(|f| f.check.id() == "pcie.replay_rate"),
+        "{:#?}",
+        report.gpus[2].findings
+    );
+}

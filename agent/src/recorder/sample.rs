@@ -218,6 +218,10 @@ pub struct GpuSample {
     pub nvlinks_down: Vec<u32>,
     #[serde(rename = "rp", default, skip_serializing_if = "Option::is_none")]
     pub remap_pending: Option<bool>,
+    /// Per NVLink (links 0..n in order): CRC flit, CRC data, replay and recovery error counters
+    /// (`null` when unreadable), so health rate rules can run against a recorded sample.
+    #[serde(rename = "nl", default, skip_serializing_if = "Vec::is_empty")]
+    pub nvlink_counters: Vec<[Option<u64>; 4]>,
 }
 
 /// An Xid the kernel logged, attributed to a GPU when its PCI address matched one.
@@ -271,8 +275,53 @@ pub fn gpu_sample(d: &DeviceSnapshot) -> GpuSample {
             .filter(|l| l.active == Ok(false))
             .map(|l| l.link)
             .collect();
+        s.nvlink_counters = links
+            .iter()
+            .map(|l| {
+                [
+                    l.crc_flit_errors.as_ref().ok().copied(),
+                    l.crc_data_errors.as_ref().ok().copied(),
+                    l.replay_errors.as_ref().ok().copied(),
+                    l.recovery_errors.as_ref().ok().copied(),
+                ]
+            })
+            .collect();
     }
     s
+}
+
+/// A recorded sample as a snapshot baseline for the health rate rules: the counters those rules
+/// compare (PCIe replays, NVLink errors per link, violation time) and the GPU's identity; every other
+/// value reads as not kept.
+pub fn baseline_device(s: &GpuSample) -> DeviceSnapshot {
+    use crate::gpu::{NvLinkSnapshot, NvmlReturn, ReadError};
+    let not_kept = ReadError::with_detail(NvmlReturn::NotSupported, "not kept in the GPU history");
+    let mut d = DeviceSnapshot::unreachable(s.index, Ok(()), not_kept.clone());
+    if s.lost.is_some() {
+        return d;
+    }
+    let counter = |c: CounterId| s.counters.get(&c).copied().ok_or_else(|| not_kept.clone());
+    d.uuid = s.uuid.clone().ok_or_else(|| not_kept.clone());
+    d.pcie_replay_counter = counter(CounterId::PcieReplays);
+    d.violation_thermal_ns = counter(CounterId::ThermalViolationNs);
+    d.violation_power_ns = counter(CounterId::PowerViolationNs);
+    if !s.nvlink_counters.is_empty() {
+        let value = |v: Option<u64>| v.ok_or_else(|| not_kept.clone());
+        d.nvlinks = Ok(s
+            .nvlink_counters
+            .iter()
+            .enumerate()
+            .map(|(n, c)| NvLinkSnapshot {
+                link: n as u32,
+                active: Ok(!s.nvlinks_down.contains(&(n as u32))),
+                crc_flit_errors: value(c[0]),
+                crc_data_errors: value(c[1]),
+                replay_errors: value(c[2]),
+                recovery_errors: value(c[3]),
+            })
+            .collect());
+    }
+    d
 }
 
 /// Every GPU of a snapshot.

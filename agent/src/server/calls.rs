@@ -85,10 +85,17 @@ impl GpuDiagServer {
         };
         let current = self.backend(move |b| b.snapshot(filter)).await??;
         let now = Instant::now();
-        let baseline = baseline.map(|(taken, snapshot)| Baseline {
+        let mut baseline = baseline.map(|(taken, snapshot)| Baseline {
             snapshot,
             elapsed: now.duration_since(taken),
         });
+        let history = self.history_for_health(&current).await;
+        if window.is_none()
+            && let Some(recorded) = history.as_ref().and_then(|h| h.0.clone())
+        {
+            // The recorder's sample covers a full rate window without waiting.
+            baseline = Some(recorded);
+        }
         let gpus: Vec<GpuIdentity> = current
             .devices
             .iter()
@@ -116,6 +123,9 @@ impl GpuDiagServer {
                 check: Rule::XidKernelLog,
                 reason: format!("Xid rules did not run: {reason}"),
             });
+        }
+        if let Some((_, findings)) = history {
+            health::add_findings(&mut report, findings);
         }
         self.remember_health_snapshot(now, current);
         Ok(HealthResult {
@@ -174,6 +184,32 @@ impl GpuDiagServer {
             node_name: self.inner.opts.node_name.clone(),
             report,
         })
+    }
+
+    /// The flight recorder's contribution to `get_gpu_health`: a recorded baseline (when the history
+    /// covers a rate window) and the history-only findings. `None` without a recorder.
+    async fn history_for_health(
+        &self,
+        current: &NodeSnapshot,
+    ) -> Option<(Option<Baseline>, Vec<(u32, health::Finding)>)> {
+        let dir = self.inner.opts.history_dir.clone()?;
+        let current = current.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            use crate::clock::WallClock;
+            let now = crate::clock::SystemClock.now_unix_ms();
+            let read = crate::recorder::store::read_history(&dir, now - 86_400_000).ok()?;
+            let baseline = crate::recorder::health::baseline(&read, now, &current).map(
+                |(snapshot, age_ms)| Baseline {
+                    snapshot,
+                    elapsed: Duration::from_millis(age_ms.max(0) as u64),
+                },
+            );
+            Some((baseline, crate::recorder::health::findings(&read, now)))
+        });
+        match tokio::time::timeout(self.inner.opts.backend_timeout, task).await {
+            Ok(Ok(found)) => found,
+            _ => None,
+        }
     }
 
     pub(super) async fn timeline(&self, args: TimelineArgs) -> Result<TimelineResult, ToolError> {
