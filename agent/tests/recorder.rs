@@ -64,8 +64,8 @@ impl Day {
         )
         .unwrap();
         Tick::Sampled {
-            snapshot: self.mock.snapshot(GpuFilter::All).unwrap(),
-            kernel_log: Some(log),
+            snapshot: Box::new(self.mock.snapshot(GpuFilter::All).unwrap()),
+            kernel_log: Some(Box::new(log)),
         }
     }
 
@@ -338,7 +338,8 @@ fn a_writer_killed_mid_record_loses_only_that_record_and_the_restart_shows() {
     let samples: Vec<i64> = read
         .raw
         .iter()
-        .filter_map(|r| matches!(r, Record::Sample { .. }).then(|| r.time_ms() - T0))
+        .filter(|&r| matches!(r, Record::Sample { .. }))
+        .map(|r| r.time_ms() - T0)
         .collect();
     // 0..=300 s every 10 s, less the torn one (300 s), then 430 s onwards.
     assert_eq!(samples.first(), Some(&0));

@@ -95,8 +95,8 @@ pub fn read_timeline(
 pub enum Tick {
     /// A snapshot, and the kernel log as read at the same tick (when it could be read).
     Sampled {
-        snapshot: NodeSnapshot,
-        kernel_log: Option<KernelLog>,
+        snapshot: Box<NodeSnapshot>,
+        kernel_log: Option<Box<KernelLog>>,
     },
     /// No snapshot, and why.
     Skipped(String),
@@ -284,7 +284,7 @@ pub async fn run(
                     crate::xid::read_kernel_log(&source, &ReadLimits::default())
                 });
                 let kernel_log = match tokio::time::timeout(opts.deadline, log).await {
-                    Ok(Ok(Ok(log))) => Some(log),
+                    Ok(Ok(Ok(log))) => Some(Box::new(log)),
                     other => {
                         if !kernel_log_warned {
                             let why = match other {
@@ -334,7 +334,7 @@ async fn sample_once(
     });
     match tokio::time::timeout(deadline, &mut task).await {
         Ok(Ok(Ok(snapshot))) => Tick::Sampled {
-            snapshot,
+            snapshot: Box::new(snapshot),
             kernel_log: None,
         },
         Ok(Ok(Err(e))) => Tick::Skipped(format!("NVML could not be read: {e}")),
