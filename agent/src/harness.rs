@@ -54,6 +54,7 @@ pub fn stdio_session(input: &[u8]) -> Vec<u8> {
                 mode: AgentMode::ReadOnly,
                 backend_timeout: Duration::from_secs(10),
                 kernel_log: KernelLogSource::Simulated(mock),
+                history_dir: None,
             },
         );
         let limits = TransportLimits {

@@ -2,11 +2,13 @@
 
 /// One-shot commands and their tables, for a person at a terminal.
 pub mod cli;
+pub mod clock;
 pub mod fleet;
 pub mod gpu;
 pub mod harness;
 pub mod health;
 pub mod prompts;
+pub mod recorder;
 pub mod server;
 pub mod tools;
 pub mod xid;

@@ -110,13 +110,17 @@ struct Cli {
         global = true
     )]
     nvml_timeout_seconds: u64,
+
+    #[command(flatten)]
+    history: agent::recorder::cli::HistoryArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve MCP on stdio (the default).
     Serve,
-    /// Wait for SIGTERM or SIGINT, then exit 0: the DaemonSet container's main process.
+    /// The DaemonSet container's main process: record GPU history under --history-dir (the flight
+    /// recorder) until SIGTERM or SIGINT, then exit 0.
     Idle,
     /// Readiness probe: exit 0 when NVML initializes and sees at least one GPU, else 1.
     Check,
@@ -167,7 +171,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => runtime.block_on(serve(&cli)),
-        Command::Idle => runtime.block_on(idle()),
+        Command::Idle => runtime.block_on(idle(&cli)),
         Command::Check => runtime.block_on(check(&cli)),
         Command::Node(cmd) => Ok(runtime.block_on(agent::cli::run(cmd, server(&cli)))),
         Command::Fleet(args) => runtime.block_on(agent::fleet::run(args, shutdown_signal())),
@@ -273,6 +277,7 @@ fn server(cli: &Cli) -> anyhow::Result<GpuDiagServer> {
             node_name: std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()),
             mode: cli.mode,
             backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
+            history_dir: cli.history.history_dir.clone(),
         },
     ))
 }
@@ -311,9 +316,15 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn idle() -> anyhow::Result<ExitCode> {
-    let signal = shutdown_signal().await;
-    tracing::info!(signal, "exiting");
+async fn idle(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let (backend, kernel_log) = backend(cli)?;
+    let log = Arc::new(move || kernel_log.log_source());
+    let timeout = Duration::from_secs(cli.nvml_timeout_seconds.max(1));
+    let shutdown = async {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "exiting");
+    };
+    agent::recorder::cli::run_idle(backend, log, &cli.history, timeout, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

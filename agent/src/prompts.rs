@@ -64,6 +64,11 @@ const SINCE_SECONDS: PromptArg = PromptArg {
     description: "Only kernel-log events of the last N seconds; the whole ring buffer when omitted",
 };
 
+const SINCE_SECONDS_HISTORY: PromptArg = PromptArg {
+    name: "since_seconds",
+    description: "How far back to look, in seconds (default 3600; the recorder keeps 24 h of minutes)",
+};
+
 /// Every prompt, in listing order.
 pub const PROMPTS: &[PromptDef] = &[
     PromptDef {
@@ -79,6 +84,14 @@ pub const PROMPTS: &[PromptDef] = &[
         description: "Read the kernel log's NVIDIA Xid errors and say what each means and what to do",
         args: &[SINCE_SECONDS, GPU_INDEX],
         render: diagnose_xid,
+    },
+    PromptDef {
+        name: "gpu-incident-timeline",
+        title: "What happened to the GPUs",
+        description: "Reconstruct what happened to this node's GPUs before an incident (a job that died, a \
+                      GPU that was hot or throttled earlier) from the flight recorder's history",
+        args: &[SINCE_SECONDS_HISTORY, GPU_INDEX],
+        render: incident_timeline,
     },
     PromptDef {
         name: "gpu-triage",
@@ -100,6 +113,13 @@ fn gpu_scope(args: &Args) -> Result<(String, String), String> {
         None => ("every GPU".to_string(), "{}".to_string()),
     })
 }
+
+/// Added to every prompt: a reported past event is a question for the flight recorder.
+const PAST_EVENTS: &str = "\
+If the user reports something that already happened (a job that crashed, a GPU that was slow, hot or \
+missing earlier), the present state may look healthy again: call `get_gpu_timeline` with the GPU and a \
+`since_seconds` that covers the reported time, and use its ordered events (throttling, temperature, \
+counter increments, link changes, Xids, GPU lost/returned, recorder gaps) to say what happened when.";
 
 const READING_RULES: &str = "\
 How to read the results:
@@ -126,6 +146,8 @@ commands included. Order by severity, `fail` first.
 Kubernetes device plugin may stop allocating GPUs on this node until then.
 5. End with what the operator should do next, in order (e.g. cordon and drain the node, reset a GPU, \
 open an RMA case).
+
+{PAST_EVENTS}
 
 {READING_RULES}"
     ))
@@ -164,6 +186,34 @@ cycle the node); Xid 43 and 45 are follow-ups of an earlier error — report tha
     ))
 }
 
+fn incident_timeline(args: &Args) -> Result<String, String> {
+    let (scope, _) = gpu_scope(args)?;
+    let since = args.number("since_seconds")?.unwrap_or(3600);
+    let mut call = serde_json::Map::new();
+    if let Some(i) = args.number("gpu_index")? {
+        call.insert("gpu".into(), i.into());
+    }
+    call.insert("since_seconds".into(), since.into());
+    Ok(format!(
+        "Reconstruct what happened to {scope} on this node in the last {since} seconds.
+
+1. Call `get_gpu_timeline` with {}. If `recorder_available` is false, say that this agent keeps no \
+history (its `notes` say why and how to enable it) and fall back to `get_gpu_health` and \
+`analyze_xid_errors`, which only see the present and the kernel log.
+2. Tell the story in time order: for each GPU with events, what changed when (temperature crossing the \
+slowdown threshold, throttle reasons starting and ending, ECC / remapped-row / PCIe / NVLink counter \
+increments, link changes, Xids, the GPU lost and back). Events marked `approximate` are known to the \
+minute only. Use the per-bucket min/max/mean/last of each metric for the trend before the first event.
+3. Name the recorder gaps (`node_events`: agent restarts, skipped samples) that limit what is known.
+4. If `truncated` is true, follow `narrow` (one GPU, a shorter window) before concluding.
+5. Say what most likely caused the incident and which evidence supports it, then call \
+`get_gpu_health` for the present state and recommend the next step.
+
+{READING_RULES}",
+        serde_json::Value::Object(call)
+    ))
+}
+
 fn triage(args: &Args) -> Result<String, String> {
     let (scope, call_args) = gpu_scope(args)?;
     Ok(format!(
@@ -180,6 +230,8 @@ NVLink findings with Xid 74, throttling with temperatures near the slowdown thre
 evidence supports each conclusion.
 5. Give a verdict for the node (healthy / degraded / take out of service) and a numbered list of actions \
 with the GPU each applies to.
+
+{PAST_EVENTS}
 
 {READING_RULES}"
     ))
@@ -213,6 +265,15 @@ mod tests {
             .render(&args(&[]))
             .unwrap();
         assert!(xid.contains("analyze_xid_errors"));
+        assert!(triage.contains("get_gpu_timeline") && health.contains("get_gpu_timeline"));
+        let past = find("gpu-incident-timeline")
+            .unwrap()
+            .render(&args(&[("gpu_index", "3"), ("since_seconds", "7200")]))
+            .unwrap();
+        assert!(
+            past.contains(r#"`get_gpu_timeline` with {"gpu":3,"since_seconds":7200}"#),
+            "{past}"
+        );
     }
 
     #[test]

@@ -395,6 +395,7 @@ async fn node_answer(scenario: &str, tool: &str) -> Value {
             mode: AgentMode::ReadOnly,
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
+            history_dir: None,
         },
     );
     let value = match tool {

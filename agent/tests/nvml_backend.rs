@@ -331,3 +331,38 @@ fn a_library_that_is_not_nvml_is_reported_as_such() {
         "{text}"
     );
 }
+
+#[test]
+fn a_scripted_timeline_plays_the_same_on_the_real_path_as_on_the_mock() {
+    let fake = FakeNvml::load();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heats-up-then-falls-off.yaml");
+    std::fs::write(
+        &path,
+        "extends: healthy\ntimeline:\n\
+         - {at: 400ms, gpu: 2, set: {temperature_c: 91, clock_event_reasons: [hw_slowdown], pcie_width_current: 8}}\n\
+         - {at: 400ms, gpu: 6, set: {presence: absent}}\n",
+    )
+    .unwrap();
+    let fixture = Fixture::from_path(&path).unwrap();
+    let (real, _sysfs) = real_backend(&fake, &path.display().to_string(), &fixture, Duration::MAX);
+    let before = real.snapshot(GpuFilter::All).unwrap();
+    let mock = MockBackend::new(fixture, DataSource::MockFixture("t".into()));
+    let mock_before = mock.snapshot(GpuFilter::All).unwrap();
+    assert_eq!(before.devices.len(), 8);
+    assert_eq!(before.devices[2].temperature_c, Ok(33));
+    assert_eq!(mock_before.devices[2].temperature_c, Ok(33));
+    std::thread::sleep(Duration::from_millis(600));
+    let (real_after, mock_after) = (
+        real.snapshot(GpuFilter::All).unwrap(),
+        mock.snapshot(GpuFilter::All).unwrap(),
+    );
+    for after in [&real_after, &mock_after] {
+        assert_eq!(after.device_count, 7, "GPU 6 is no longer enumerated");
+        let g = &after.devices[2];
+        assert_eq!(g.temperature_c, Ok(91));
+        assert_eq!(g.clock_event_reasons, Ok(0x8));
+        assert_eq!(g.pcie_width_current, Ok(8));
+    }
+    assert_eq!(real_after.devices[6].uuid, mock_after.devices[6].uuid);
+}

@@ -124,7 +124,12 @@ fn prompts_list_and_get() {
         .collect();
     assert_eq!(
         names,
-        ["gpu-health-check", "diagnose-xid-errors", "gpu-triage"]
+        [
+            "gpu-health-check",
+            "diagnose-xid-errors",
+            "gpu-incident-timeline",
+            "gpu-triage"
+        ]
     );
     let get = s.request(
         "prompts/get",

@@ -388,6 +388,10 @@ pub struct AgentSpec {
     /// no privileged container).
     #[serde(default = "default_true")]
     pub kernel_log: bool,
+    /// The flight recorder: `/agent idle` samples every GPU and keeps a bounded history (in a
+    /// memory-backed emptyDir) that `get_gpu_timeline` and `get_gpu_health` read.
+    #[serde(default)]
+    pub history: HistorySpec,
 }
 
 impl Default for AgentSpec {
@@ -397,8 +401,53 @@ impl Default for AgentSpec {
             log_level: LogLevel::Info,
             privileged: false,
             kernel_log: true,
+            history: HistorySpec::default(),
         }
     }
+}
+
+/// The agent's flight recorder (GPU history kept on the node).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistorySpec {
+    /// Record GPU history. When false the agent keeps none and `get_gpu_timeline` says so.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often every GPU is sampled, as a duration (`500ms`, `10s`, `1m`).
+    #[serde(default = "default_sample_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub sample_interval: String,
+    /// How long one-minute aggregates are kept (every sample is kept for the last hour, or for
+    /// this long if shorter), as a duration (`6h`, `24h`).
+    #[serde(default = "default_history_retention")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub retention: String,
+}
+
+impl Default for HistorySpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_interval: default_sample_interval(),
+            retention: default_history_retention(),
+        }
+    }
+}
+
+/// Size of the memory-backed emptyDir holding the history; the agent keeps its history below
+/// [`HISTORY_MAX_BYTES`] (a day of 8 GPUs at the default interval takes a few MiB).
+pub const HISTORY_VOLUME_SIZE: &str = "32Mi";
+/// The byte budget the agent keeps its history within (90 % of [`HISTORY_VOLUME_SIZE`]).
+pub const HISTORY_MAX_BYTES: u64 = 32 * 1024 * 1024 / 10 * 9;
+/// Where the history volume is mounted in the agent container.
+pub const HISTORY_DIR: &str = "/var/lib/k8s-mcp-agent/history";
+
+fn default_sample_interval() -> String {
+    "10s".to_owned()
+}
+
+fn default_history_retention() -> String {
+    "24h".to_owned()
 }
 
 /// What the agent's MCP tools may do.

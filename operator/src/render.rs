@@ -2,6 +2,7 @@
 //! The DaemonSet lives in `render/daemonset.rs`; everything around it is here.
 
 mod daemonset;
+mod history;
 
 use std::collections::BTreeMap;
 

@@ -88,6 +88,7 @@ fn agent_stream(
             mode: AgentMode::ReadOnly,
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
+            history_dir: None,
         },
     );
     let (ours, theirs) = tokio::io::duplex(1 << 20);

@@ -1,26 +1,41 @@
 //! The mock backend: serves a fixture (built-in scenario or YAML file) as if NVML read it, with counters
-//! that grow from the moment the backend starts. For demos and tests; never chosen implicitly.
+//! that grow, and a scripted timeline that plays, from the moment the backend starts. For demos and
+//! tests; never chosen implicitly.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx, NvLinkCounter, Presence};
 
 use super::*;
+use crate::clock::{SystemClock, WallClock};
 
 /// A [`GpuBackend`] over a fixture.
 pub struct MockBackend {
     fixture: Fixture,
     source: DataSource,
-    started: Instant,
+    clock: Arc<dyn WallClock>,
+    started_unix_ms: i64,
 }
 
 impl MockBackend {
     /// A backend serving `fixture`, labelled `source`.
     pub fn new(fixture: Fixture, source: DataSource) -> MockBackend {
+        MockBackend::with_clock(fixture, source, Arc::new(SystemClock))
+    }
+
+    /// A backend whose time (growing counters, the timeline) follows `clock` from now on.
+    pub fn with_clock(
+        fixture: Fixture,
+        source: DataSource,
+        clock: Arc<dyn WallClock>,
+    ) -> MockBackend {
+        let started_unix_ms = clock.now_unix_ms();
         MockBackend {
             fixture,
             source,
-            started: Instant::now(),
+            clock,
+            started_unix_ms,
         }
     }
 
@@ -29,9 +44,20 @@ impl MockBackend {
         &self.fixture
     }
 
+    /// Time since the backend started, by its clock.
+    pub fn elapsed(&self) -> Duration {
+        let ms = self.clock.now_unix_ms() - self.started_unix_ms;
+        Duration::from_millis(ms.max(0) as u64)
+    }
+
     /// Seconds since the simulated node booted (anchors the fixture's kernel log).
     pub fn uptime_seconds(&self) -> f64 {
-        self.fixture.node.uptime_seconds + self.started.elapsed().as_secs_f64()
+        self.fixture.node.uptime_seconds + self.elapsed().as_secs_f64()
+    }
+
+    /// The node's kernel log as of now: the fixture's lines and the timeline's lines printed so far.
+    pub fn kernel_log(&self) -> Vec<String> {
+        self.fixture.kernel_log_at(self.elapsed())
     }
 
     fn device(&self, index: u32, gpu: &FixtureGpu, elapsed: Duration) -> DeviceSnapshot {
@@ -136,14 +162,14 @@ impl MockBackend {
         }
     }
 
-    fn visible(&self) -> impl Iterator<Item = (u32, &FixtureGpu)> {
+    fn visible(&self, elapsed: Duration) -> impl Iterator<Item = (u32, &FixtureGpu)> {
         self.fixture
-            .visible_gpus()
+            .visible_gpus_at(elapsed)
             .enumerate()
             .map(|(i, g)| (i as u32, g))
     }
 
-    fn check_node(&self) -> Result<u32, BackendError> {
+    fn check_node(&self, elapsed: Duration) -> Result<u32, BackendError> {
         if self.fixture.node.query_delay_ms > 0 {
             std::thread::sleep(Duration::from_millis(self.fixture.node.query_delay_ms));
         }
@@ -153,7 +179,7 @@ impl MockBackend {
         if let Some(code) = self.fixture.node.device_count_error {
             return Err(BackendError::DeviceCount(ReadError::new(code)));
         }
-        Ok(self.fixture.visible_gpus().count() as u32)
+        Ok(self.fixture.visible_gpus_at(elapsed).count() as u32)
     }
 }
 
@@ -163,14 +189,14 @@ impl GpuBackend for MockBackend {
     }
 
     fn snapshot(&self, filter: GpuFilter) -> Result<NodeSnapshot, BackendError> {
-        self.snapshot_at(filter, self.started.elapsed())
+        self.snapshot_at(filter, self.elapsed())
     }
 
     fn identities(&self) -> Result<Vec<DeviceIdentity>, BackendError> {
-        self.check_node()?;
-        let elapsed = self.started.elapsed();
+        let elapsed = self.elapsed();
+        self.check_node(elapsed)?;
         Ok(self
-            .visible()
+            .visible(elapsed)
             .map(|(i, g)| self.device(i, g, elapsed).identity())
             .collect())
     }
@@ -184,7 +210,7 @@ impl MockBackend {
         filter: GpuFilter,
         elapsed: Duration,
     ) -> Result<NodeSnapshot, BackendError> {
-        let count = self.check_node()?;
+        let count = self.check_node(elapsed)?;
         if let GpuFilter::Index(index) = filter
             && index >= count
         {
@@ -197,7 +223,7 @@ impl MockBackend {
             nvml_version: read(&node.nvml_version),
             device_count: count,
             devices: self
-                .visible()
+                .visible(elapsed)
                 .filter(|(i, _)| filter.includes(*i))
                 .map(|(i, g)| self.device(i, g, elapsed))
                 .collect(),

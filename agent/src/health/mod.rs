@@ -129,6 +129,33 @@ pub fn evaluate(
     }
 }
 
+/// Adds findings from rules that run elsewhere (the flight recorder's history) to GPUs of `report`,
+/// by NVML index, and recomputes the verdicts and the summary.
+pub fn add_findings(report: &mut HealthReport, findings: Vec<(u32, Finding)>) {
+    if findings.is_empty() {
+        return;
+    }
+    for (index, finding) in findings {
+        if let Some(g) = report.gpus.iter_mut().find(|g| g.index == index) {
+            g.findings.push(finding);
+            g.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+            g.verdict = Verdict::of(&g.findings);
+        }
+    }
+    report.verdict = report
+        .gpus
+        .iter()
+        .map(|g| g.verdict)
+        .fold(report.node.verdict, Verdict::max);
+    report.summary = summary(
+        report.verdict,
+        &report.node,
+        &report.gpus,
+        report.device_count,
+        report.window_seconds,
+    );
+}
+
 fn no_baseline_finding(zero_window: bool) -> Finding {
     let why = if zero_window {
         "the baseline snapshot was taken 0 s before the current one"

@@ -142,6 +142,16 @@ pub enum Rule {
     /// The kernel log could not be read, so no Xid rule ran.
     #[serde(rename = "xid.kernel_log")]
     XidKernelLog,
+    /// An alerting clock event reason (HW slowdown, thermal, power brake) held for most of the last
+    /// minutes (flight-recorder history only).
+    #[serde(rename = "clock_events.sustained")]
+    ClockEventsSustained,
+    /// Corrected ECC errors over the last 24 h above the rate worth watching (history only).
+    #[serde(rename = "ecc.sbe_rate_24h")]
+    EccSbeRate24h,
+    /// The same Xid on the same GPU again and again within 24 h (history only).
+    #[serde(rename = "xid.repeated")]
+    XidRepeated,
 }
 
 impl Rule {

@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::GpuDiagServer;
-use super::tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
+use super::tools::{
+    GpuRef, GpuScopeArgs, HealthArgs, HealthResult, TimelineArgs, TimelineResult, ToolError,
+    XidArgs, XidResult,
+};
 use crate::gpu::{BackendError, DeviceIdentity, GpuBackend, GpuFilter, NodeSnapshot};
 use crate::health::{self, Baseline, EvaluateOptions, NotEvaluated, ObservedXid, Rule};
 use crate::tools::inventory::{self, InventoryReport};
@@ -84,10 +87,17 @@ impl GpuDiagServer {
         };
         let current = self.backend(move |b| b.snapshot(filter)).await??;
         let now = Instant::now();
-        let baseline = baseline.map(|(taken, snapshot)| Baseline {
+        let mut baseline = baseline.map(|(taken, snapshot)| Baseline {
             snapshot,
             elapsed: now.duration_since(taken),
         });
+        let history = self.history_for_health(&current).await;
+        if window.is_none()
+            && let Some(recorded) = history.as_ref().and_then(|h| h.0.clone())
+        {
+            // The recorder's sample covers a full rate window without waiting.
+            baseline = Some(recorded);
+        }
         let gpus: Vec<GpuIdentity> = current
             .devices
             .iter()
@@ -115,6 +125,9 @@ impl GpuDiagServer {
                 check: Rule::XidKernelLog,
                 reason: format!("Xid rules did not run: {reason}"),
             });
+        }
+        if let Some((_, findings)) = history {
+            health::add_findings(&mut report, findings);
         }
         self.remember_health_snapshot(now, current);
         Ok(HealthResult {
@@ -170,6 +183,71 @@ impl GpuDiagServer {
             ));
         }
         Ok(XidResult {
+            data_source: self.inner.backend.source().to_string(),
+            node_name: self.inner.opts.node_name.clone(),
+            report,
+        })
+    }
+
+    /// The flight recorder's contribution to `get_gpu_health`: a recorded baseline (when the history
+    /// covers a rate window) and the history-only findings. `None` without a recorder.
+    async fn history_for_health(
+        &self,
+        current: &NodeSnapshot,
+    ) -> Option<(Option<Baseline>, Vec<(u32, health::Finding)>)> {
+        let dir = self.inner.opts.history_dir.clone()?;
+        let current = current.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            use crate::clock::WallClock;
+            let now = crate::clock::SystemClock.now_unix_ms();
+            let read = crate::recorder::store::read_history(&dir, now - 86_400_000).ok()?;
+            let baseline = crate::recorder::health::baseline(&read, now, &current).map(
+                |(snapshot, age_ms)| Baseline {
+                    snapshot,
+                    elapsed: Duration::from_millis(age_ms.max(0) as u64),
+                },
+            );
+            Some((baseline, crate::recorder::health::findings(&read, now)))
+        });
+        match tokio::time::timeout(self.inner.opts.backend_timeout, task).await {
+            Ok(Ok(found)) => found,
+            _ => None,
+        }
+    }
+
+    pub(super) async fn timeline(&self, args: TimelineArgs) -> Result<TimelineResult, ToolError> {
+        let max_events = args.max_events.unwrap_or(200);
+        if !(1..=5000).contains(&max_events) {
+            return Err(ToolError::Arguments {
+                tool: "get_gpu_timeline",
+                message: format!("max_events must be between 1 and 5000, got {max_events}"),
+            });
+        }
+        if args.since_seconds == Some(0) {
+            return Err(ToolError::Arguments {
+                tool: "get_gpu_timeline",
+                message: "since_seconds must be at least 1 (the default is 3600)".into(),
+            });
+        }
+        let query = crate::recorder::timeline::TimelineQuery {
+            from_ms: 0,
+            to_ms: 0,
+            gpu: args.gpu.map(|g| match g {
+                GpuRef::Index(i) => crate::recorder::timeline::GpuSelector::Index(i),
+                GpuRef::Uuid(u) => crate::recorder::timeline::GpuSelector::Uuid(u),
+            }),
+            max_events: max_events as usize,
+            max_bytes: crate::recorder::TIMELINE_MAX_BYTES,
+        };
+        let dir = self.inner.opts.history_dir.clone();
+        let since = args.since_seconds.unwrap_or(3600);
+        let task = tokio::task::spawn_blocking(move || {
+            crate::recorder::read_timeline(dir.as_deref(), since, query, &crate::clock::SystemClock)
+        });
+        let report = task
+            .await
+            .map_err(|e| ToolError::Internal(format!("timeline task failed: {e}")))?;
+        Ok(TimelineResult {
             data_source: self.inner.backend.source().to_string(),
             node_name: self.inner.opts.node_name.clone(),
             report,

@@ -26,7 +26,10 @@ use crate::gpu::{GpuBackend, NodeSnapshot};
 use crate::prompts;
 use crate::xid::LogSource;
 
-pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, ToolError, XidArgs, XidResult};
+pub use tools::{
+    GpuRef, GpuScopeArgs, HealthArgs, HealthResult, TimelineArgs, TimelineResult, ToolError,
+    XidArgs, XidResult,
+};
 /// The node agent's tools, which `agent fleet` forwards to one node.
 pub(crate) use tools::{TOOLS as NODE_TOOLS, ToolSpec};
 use tools::{TOOLS, parse_args, structured};
@@ -50,6 +53,9 @@ pub struct ServerOptions {
     pub backend_timeout: Duration,
     /// Where the kernel log (Xid errors) is read from.
     pub kernel_log: KernelLogSource,
+    /// The flight recorder's history (`--history-dir`), read by `get_gpu_timeline` and the health
+    /// check; `None` when this agent has none.
+    pub history_dir: Option<std::path::PathBuf>,
 }
 
 /// Where `analyze_xid_errors` and the health check's Xid rules read the kernel log.
@@ -74,12 +80,13 @@ impl std::fmt::Debug for KernelLogSource {
 }
 
 impl KernelLogSource {
-    fn log_source(&self) -> LogSource {
+    /// Where to read the log now (a mock node's log grows with its timeline).
+    pub fn log_source(&self) -> LogSource {
         match self {
             KernelLogSource::Host => LogSource::Auto,
             KernelLogSource::File(path) => LogSource::File(path.clone()),
             KernelLogSource::Simulated(mock) => LogSource::Lines {
-                lines: mock.fixture().kernel_log.clone(),
+                lines: mock.kernel_log(),
                 uptime_seconds: mock.uptime_seconds(),
             },
         }
@@ -164,6 +171,10 @@ impl GpuDiagServer {
                 Ok(a) => structured(self.xid(a).await),
                 Err(e) => Err(e),
             },
+            "get_gpu_timeline" => match parse_args("get_gpu_timeline", args) {
+                Ok(a) => structured(self.timeline(a).await),
+                Err(e) => Err(e),
+            },
             other => {
                 let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
                 return Err(McpError::invalid_params(
@@ -191,8 +202,9 @@ impl GpuDiagServer {
 
 const INSTRUCTIONS: &str = "GPU diagnostics for this Kubernetes node, read through NVML. Start with \
 get_gpu_inventory, then get_gpu_health for verdicts and actions, then analyze_xid_errors for the \
-kernel's Xid errors; the gpu-triage prompt does all three. Every result names its data_source: \
-anything but `nvml` is simulated data.";
+kernel's Xid errors; the gpu-triage prompt does all three. For something that already happened (a job \
+that died, a GPU that was hot or throttled earlier), get_gpu_timeline shows the flight recorder's \
+history. Every result names its data_source: anything but `nvml` is simulated data.";
 
 impl ServerHandler for GpuDiagServer {
     fn get_info(&self) -> ServerConfig {

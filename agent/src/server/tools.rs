@@ -63,7 +63,63 @@ pub(crate) const TOOLS: &[ToolSpec] = &[
         input: schema::input_schema::<XidArgs>,
         output: schema::output_schema::<XidResult>,
     },
+    ToolSpec {
+        name: "get_gpu_timeline",
+        title: "GPU timeline (flight recorder)",
+        description: "What happened to this node's GPUs before anyone looked, from the flight recorder \
+                      `agent idle` keeps (every sample for the last hour, one-minute aggregates for \
+                      24 h by default). Per GPU: min/max/mean/last per time bucket of temperature, \
+                      power, clocks, utilization and memory used; and the ordered events: \
+                      temperature crossing the slowdown threshold, throttle reasons starting and \
+                      ending, ECC / retired-page / remapped-row / PCIe-replay / NVLink counter \
+                      increments and resets, PCIe generation/width changes, NVLinks going down, \
+                      Xids, GPUs lost and returned, and recorder gaps (agent restarts, skipped \
+                      samples). Use it when the user reports something that already happened. \
+                      Without a recorder the result says so in `notes`.",
+        input: schema::input_schema::<TimelineArgs>,
+        output: schema::output_schema::<TimelineResult>,
+    },
 ];
+
+/// A GPU named by NVML index or by UUID.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GpuRef {
+    /// NVML index, 0-based.
+    Index(u32),
+    /// UUID (`GPU-…`).
+    Uuid(String),
+}
+
+/// Arguments of `get_gpu_timeline`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineArgs {
+    /// Only this GPU: NVML index (0-based) or UUID. Every GPU when omitted.
+    #[serde(default)]
+    pub gpu: Option<GpuRef>,
+    /// How far back to look, in seconds (default 3600, at most the retention, 86400 by default).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub since_seconds: Option<u64>,
+    /// Most events to list, the newest kept (default 200, at most 5000).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 5000))]
+    pub max_events: Option<u32>,
+}
+
+/// `get_gpu_timeline`'s result: the timeline, labelled with its data source and node.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct TimelineResult {
+    /// Where the recorded data came from when it was sampled by this agent's backend: `nvml` on a
+    /// real node, `mock:<scenario>` or `mock-fixture:<file>` in demos and tests.
+    pub data_source: String,
+    /// The Kubernetes node (from the `NODE_NAME` environment variable), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(flatten)]
+    pub report: crate::recorder::timeline::TimelineReport,
+}
 
 /// Arguments of `analyze_xid_errors`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -1,9 +1,12 @@
 """The agent as seen by the official MCP Python SDK client, in both protocol eras."""
 
+import subprocess
+import time
+
 import jsonschema
 import pytest
 
-from conftest import MODES, SCENARIOS, mock, run, server, tools_snapshot, with_client
+from conftest import AGENT, MODES, SCENARIOS, mock, run, server, tools_snapshot, with_client
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -113,7 +116,13 @@ def test_prompts_list_and_get(mode):
         return prompts, texts
 
     prompts, texts = run(with_client(mock(), mode, body))
-    assert [p.name for p in prompts] == ["gpu-health-check", "diagnose-xid-errors", "gpu-triage"]
+    assert [p.name for p in prompts] == [
+        "gpu-health-check",
+        "diagnose-xid-errors",
+        "gpu-incident-timeline",
+        "gpu-triage",
+    ]
+    assert "get_gpu_timeline" in texts["gpu-incident-timeline"]
     assert all(p.title and p.description for p in prompts)
     assert "get_gpu_health" in texts["gpu-health-check"]
     assert "analyze_xid_errors" in texts["diagnose-xid-errors"]
@@ -147,3 +156,56 @@ def test_health_verdict_per_scenario(scenario):
             assert check in [f["check"] for f in g["findings"]]
         else:
             assert all(f["severity"] == "info" for f in g["findings"]), g
+
+
+INCIDENT = """extends: healthy
+timeline:
+  - {at: 300ms, gpu: 3, set: {temperature_c: 90, clock_event_reasons: [hw_thermal_slowdown]}}
+  - {at: 500ms, gpu: 3, set: {presence: lost}}
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeline_of_a_running_recorder_fits_its_output_schema(mode, tmp_path):
+    fixture = tmp_path / "incident.yaml"
+    fixture.write_text(INCIDENT)
+    history = tmp_path / "history"
+    recorder = subprocess.Popen(
+        [str(AGENT), "idle", "--nvml-mode=mock", "--mock-fixture", str(fixture),
+         "--history-dir", str(history), "--sample-interval", "100ms", "--log-level=error"],
+    )
+    try:
+        async def body(c):
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            for _ in range(100):
+                res = await c.call_tool("get_gpu_timeline", {"gpu": 3, "since_seconds": 60})
+                kinds = [e["kind"] for g in res.structured_content["gpus"] for e in g["events"]]
+                if "gpu_lost" in kinds:
+                    break
+                time.sleep(0.1)
+            everything = await c.call_tool("get_gpu_timeline", {})
+            return tools["get_gpu_timeline"], res, everything
+
+        tool, res, everything = run(with_client(mock("healthy", "--history-dir", str(history)), mode, body))
+    finally:
+        recorder.terminate()
+        assert recorder.wait(timeout=10) == 0
+    for r in (res, everything):
+        assert not r.is_error, r.content
+        jsonschema.validate(r.structured_content, tool.output_schema)
+        assert r.structured_content["recorder_available"] is True
+    gpu = res.structured_content["gpus"][0]
+    assert gpu["index"] == 3
+    assert [e["kind"] for e in gpu["events"]] == ["temperature_above_slowdown", "throttle_start", "gpu_lost"]
+    assert gpu["events"][1]["metric"] == "hw_thermal_slowdown"
+    assert len(everything.structured_content["gpus"]) == 8
+
+
+def test_timeline_without_a_recorder_is_a_note_not_an_error():
+    async def body(c):
+        return await c.call_tool("get_gpu_timeline", {"since_seconds": 600})
+
+    res = run(with_client(mock(), "legacy", body))
+    assert not res.is_error
+    assert res.structured_content["recorder_available"] is False
+    assert "No flight recorder" in res.structured_content["notes"][0]

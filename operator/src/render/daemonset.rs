@@ -69,6 +69,11 @@ pub(super) fn daemon_set(
         termination_grace_period_seconds: Some(10),
         ..PodSpec::default()
     };
+    if let Some(history) = super::history::wiring(spec) {
+        pod.volumes
+            .get_or_insert_with(Vec::new)
+            .push(history.volume);
+    }
     match access {
         GpuAccess::RuntimeClass { name } => pod.runtime_class_name = Some(name.clone()),
         GpuAccess::DevicePlugin { .. } => {}
@@ -135,6 +140,10 @@ fn container(
         env_var("AGENT_LOG_LEVEL", spec.agent.log_level.as_str()),
         env_var("AGENT_NVML_MODE", "real"),
     ];
+    let history = super::history::wiring(spec);
+    if let Some(h) = &history {
+        env.extend(h.env.iter().cloned());
+    }
     let mut resources = spec.resources.clone();
     match access {
         GpuAccess::RuntimeClass { .. } => {
@@ -180,6 +189,7 @@ fn container(
         }),
         resources: non_empty_resources(resources),
         security_context: Some(security_context(spec)),
+        volume_mounts: history.map(|h| vec![h.mount]),
         ..Container::default()
     }
 }

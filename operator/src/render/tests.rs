@@ -403,3 +403,62 @@ fn objects_read_from_nowhere_are_refused() {
         RenderError::MissingMetadata("uid")
     );
 }
+
+#[test]
+fn the_flight_recorder_gets_a_memory_volume_and_its_settings() {
+    let desired = render_default(runtime_class());
+    let c = container(&desired);
+    let env = c["env"].as_array().unwrap();
+    let var = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        var("AGENT_HISTORY_DIR"),
+        Some(json!("/var/lib/k8s-mcp-agent/history"))
+    );
+    assert_eq!(var("AGENT_SAMPLE_INTERVAL"), Some(json!("10s")));
+    assert_eq!(var("AGENT_HISTORY_RETENTION"), Some(json!("24h")));
+    assert_eq!(var("AGENT_HISTORY_MAX_BYTES"), Some(json!("30198987")));
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "history", "mountPath": "/var/lib/k8s-mcp-agent/history"}])
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        pod(&desired)["volumes"],
+        json!([{"name": "history", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}}])
+    );
+
+    let spec = json!({"agent": {"history": {"sampleInterval": "30s", "retention": "6h"}}});
+    let desired = render(
+        &config(spec),
+        &resolution(Some(runtime_class())),
+        true,
+        VERSION,
+    )
+    .unwrap();
+    let env = container(&desired)["env"].as_array().unwrap().clone();
+    assert!(env.contains(&json!({"name": "AGENT_SAMPLE_INTERVAL", "value": "30s"})));
+    assert!(env.contains(&json!({"name": "AGENT_HISTORY_RETENTION", "value": "6h"})));
+
+    let spec = json!({"agent": {"history": {"enabled": false}}});
+    let desired = render(
+        &config(spec),
+        &resolution(Some(runtime_class())),
+        true,
+        VERSION,
+    )
+    .unwrap();
+    let c = container(&desired);
+    assert!(c.get("volumeMounts").is_none());
+    assert!(pod(&desired).get("volumes").is_none());
+    assert!(
+        !c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "AGENT_HISTORY_DIR")
+    );
+}

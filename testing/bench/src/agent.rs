@@ -54,7 +54,8 @@ impl AgentSetup {
         }
     }
 
-    fn mock_command(&self) -> Command {
+    /// The command of [`AgentSetup::mock`].
+    pub fn mock_command(&self) -> Command {
         let mut command = Command::new(&self.agent);
         command
             .arg("--nvml-mode=mock")
@@ -67,18 +68,21 @@ impl AgentSetup {
     pub fn fake_nvml(&self) -> Server<'_> {
         Server {
             name: "agent (fake NVML)",
-            command: Box::new(|| {
-                let mut command = Command::new(&self.agent);
-                command
-                    .arg("--nvml-mode=real")
-                    .arg("--nvml-lib")
-                    .arg(&self.fake_nvml)
-                    .arg("--pci-devices-dir")
-                    .arg(self.pci_devices.path())
-                    .env("FAKE_NVML_FIXTURE", &self.fixture);
-                command
-            }),
+            command: Box::new(|| self.fake_nvml_command()),
         }
+    }
+
+    /// The command of [`AgentSetup::fake_nvml`].
+    pub fn fake_nvml_command(&self) -> Command {
+        let mut command = Command::new(&self.agent);
+        command
+            .arg("--nvml-mode=real")
+            .arg("--nvml-lib")
+            .arg(&self.fake_nvml)
+            .arg("--pci-devices-dir")
+            .arg(self.pci_devices.path())
+            .env("FAKE_NVML_FIXTURE", &self.fixture);
+        command
     }
 
     /// The agent on the mock fixture, reading its kernel log from `kmsg`.

@@ -9,6 +9,7 @@ mod measure;
 mod operator;
 mod peers;
 mod procfs;
+mod recorder;
 mod report;
 mod stats;
 mod stdio;
@@ -49,6 +50,9 @@ struct Cli {
     /// Measure only the operator and print its rows (writes no report).
     #[arg(long)]
     operator_only: bool,
+    /// Measure only the flight recorder (`agent idle`) and print its rows (writes no report).
+    #[arg(long, conflicts_with = "operator_only")]
+    recorder_only: bool,
     /// Cluster sizes of the operator's steady-state runs, as NODESxCONFIGS (default: 10, 1,000 and
     /// 5,000 nodes with 1 and 50 configs).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
@@ -148,6 +152,16 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let setup = AgentSetup::new(&cli.bin_dir, &fixture)?;
+    let recorder_plan = recorder::RecorderPlan::new(cli.quick);
+    if cli.recorder_only {
+        let results = recorder::measure(&setup, &recorder_plan)?;
+        machine.finish();
+        println!(
+            "{}",
+            report::text_table(&machine, &recorder::rows(&results), &[])
+        );
+        return Ok(());
+    }
     let registry = node.as_deref().zip(registry_script.as_deref());
     let (agent, peers) = measure_stdio(&cli, &root, &setup, &plan, registry)?;
     let operator = if cli.skip_operator {
@@ -162,8 +176,13 @@ fn main() -> anyhow::Result<()> {
         operator,
     };
 
+    let recorded = recorder::measure(&setup, &recorder_plan);
     machine.finish();
-    let rows = report::rows(&results);
+    let mut rows = report::rows(&results);
+    match &recorded {
+        Ok(r) => rows.extend(recorder::rows(r)),
+        Err(e) => eprintln!("bench: the flight recorder rows are missing: {e:#}"),
+    }
     let notes = report::notes(&results);
     println!("{}", report::text_table(&machine, &rows, &notes));
     let out = cli

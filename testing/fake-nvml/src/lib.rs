@@ -13,7 +13,8 @@
 //! `"12.4"` → 12040, …); `{error: CODE}` makes that call return `NVML_ERROR_CODE`; a value the fixture
 //! leaves out returns `NOT_SUPPORTED`. Presence `lost` → the handle is returned but every query on it
 //! fails with `GPU_IS_LOST`; `handle_lost` → `nvmlDeviceGetHandleByIndex_v2` fails; `absent` → not
-//! enumerated. Growing counters grow from the init that loaded the fixture.
+//! enumerated. Growing counters grow, and the fixture's `timeline` plays, from the init that loaded the
+//! fixture.
 //!
 //! Every export records its own name; `fake_nvml_called_symbols` lists them, so a test can check which
 //! NVML functions the agent really called. No panic crosses the C boundary: a panicking export returns

@@ -22,19 +22,21 @@ const HANDLE_BASE: usize = 0x6e76_6d6c_0000;
 /// A loaded fixture, as NVML enumerates it.
 pub struct Node {
     pub fixture: Fixture,
-    /// The GPUs NVML enumerates, in index order (`absent` ones left out).
-    pub visible: Vec<FixtureGpu>,
     started: Instant,
 }
 
 impl Node {
     fn new(fixture: Fixture) -> Node {
-        let visible = fixture.visible_gpus().cloned().collect();
         Node {
             fixture,
-            visible,
             started: Instant::now(),
         }
+    }
+
+    /// The GPUs NVML enumerates now, in index order (`absent` ones left out), as the fixture's
+    /// timeline has them at this moment.
+    pub fn visible(&self) -> Vec<&FixtureGpu> {
+        self.fixture.visible_gpus_at(self.elapsed()).collect()
     }
 
     /// Time since the fixture was loaded, for growing counters.
@@ -44,8 +46,8 @@ impl Node {
 
     /// The handle of GPU `index`, as `nvmlDeviceGetHandleByIndex_v2` returns it.
     pub fn handle(&self, index: u32) -> NvmlResult<nvmlDevice_t> {
-        let gpu = self
-            .visible
+        let visible = self.visible();
+        let gpu = visible
             .get(index as usize)
             .ok_or(NvmlReturn::InvalidArgument)?;
         if gpu.presence == Presence::HandleLost {
@@ -71,7 +73,7 @@ impl Node {
         device
             .addr()
             .checked_sub(HANDLE_BASE)
-            .and_then(|index| self.visible.get(index))
+            .and_then(|index| self.visible().get(index).copied())
             .ok_or(NvmlReturn::InvalidArgument)
     }
 }
@@ -185,7 +187,7 @@ mod tests {
     fn handles_round_trip_and_presence_is_honoured() {
         let yaml = "node: {}\ngpus: [{name: A}, {presence: lost}, {presence: handle_lost}, {presence: absent}, {name: E}]";
         let node = Node::new(Fixture::from_yaml(yaml).unwrap());
-        assert_eq!(node.visible.len(), 4);
+        assert_eq!(node.visible().len(), 4);
         let h0 = node.handle(0).unwrap();
         assert_eq!(node.gpu(h0).unwrap().name.value().unwrap(), "A");
         let h1 = node.handle(1).unwrap();

@@ -52,7 +52,7 @@ exports! {
         if let Some(code) = node.fixture.node.device_count_error {
             return Err(code);
         }
-        *out = node.visible.len() as c_uint;
+        *out = node.visible().len() as c_uint;
         Ok(())
     }
 
