@@ -2,6 +2,7 @@
 
 pub mod gpu;
 pub mod health;
+pub mod k8s;
 pub mod prompts;
 pub mod server;
 pub mod tools;

@@ -109,6 +109,9 @@ struct Cli {
         global = true
     )]
     nvml_timeout_seconds: u64,
+
+    #[command(flatten)]
+    kube: agent::k8s::cli::KubeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +257,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             node_name: std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()),
             mode: cli.mode,
             backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
+            kube: cli.kube.options(),
         },
     );
     let limits = TransportLimits {

@@ -2,6 +2,7 @@
 //! The tool table lives in `tools.rs`, the tools' bodies in `calls.rs`; nothing here knows about NVML.
 
 mod calls;
+mod k8s_calls;
 pub mod schema;
 mod tools;
 pub mod transport;
@@ -25,7 +26,10 @@ use crate::gpu::{GpuBackend, NodeSnapshot};
 use crate::prompts;
 use crate::xid::LogSource;
 
-pub use tools::{GpuScopeArgs, HealthArgs, HealthResult, XidArgs, XidResult};
+pub use tools::{
+    GpuScopeArgs, GpuWorkloads, HealthArgs, HealthResult, NoArgs, PodAllocationArgs, XidArgs,
+    XidResult,
+};
 use tools::{TOOLS, parse_args, structured};
 
 /// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.
@@ -47,6 +51,8 @@ pub struct ServerOptions {
     pub backend_timeout: Duration,
     /// Where the kernel log (Xid errors) is read from.
     pub kernel_log: KernelLogSource,
+    /// How Kubernetes context (pods on GPUs, the Node object) is read.
+    pub kube: crate::k8s::KubeOptions,
 }
 
 /// Where `analyze_xid_errors` and the health check's Xid rules read the kernel log.
@@ -148,6 +154,14 @@ impl GpuDiagServer {
             },
             "analyze_xid_errors" => match parse_args("analyze_xid_errors", args) {
                 Ok(a) => structured(self.xid(a).await),
+                Err(e) => Err(e),
+            },
+            "get_pod_gpu_allocation" => match parse_args("get_pod_gpu_allocation", args) {
+                Ok(a) => structured(self.pod_gpu_allocation(a).await),
+                Err(e) => Err(e),
+            },
+            "describe_gpu_node" => match parse_args::<tools::NoArgs>("describe_gpu_node", args) {
+                Ok(_) => structured(self.describe_gpu_node().await),
                 Err(e) => Err(e),
             },
             other => {
