@@ -7,9 +7,11 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::cgroup::CgroupContainer;
-use super::devices::{MatchedBy, NvmlGpu, SliceDevice, match_device_id, match_dra_device};
+use super::devices::{
+    MatchedBy, NvmlGpu, SliceDevice, lost_gpu_uuid, match_device_id, match_dra_device,
+};
 use super::model::PodFacts;
-use super::podresources::PodAllocation;
+use super::podresources::{PodAllocation, ResourceDevices};
 
 /// How a container got a GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -98,9 +100,29 @@ pub fn is_gpu_driver(driver: &str) -> bool {
     driver == "gpu.nvidia.com"
 }
 
-/// Matches every GPU allocation of `pods` to `gpus` (DRA devices through `slices`).
-pub fn attribute(pods: &[PodAllocation], slices: &[SliceDevice], gpus: &[NvmlGpu]) -> Attribution {
+/// Matches every GPU allocation of `pods` to `gpus` (DRA devices through `slices`). The kubelet's
+/// `allocatable` devices, when known, tell which UUID a lost GPU had; otherwise the held ones do.
+pub fn attribute(
+    pods: &[PodAllocation],
+    allocatable: Option<&[ResourceDevices]>,
+    slices: &[SliceDevice],
+    gpus: &[NvmlGpu],
+) -> Attribution {
     let mut out = Attribution::default();
+    let held: Vec<&ResourceDevices> = pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| &c.devices)
+        .collect();
+    let known: Vec<String> = allocatable
+        .map(|a| a.iter().collect::<Vec<_>>())
+        .unwrap_or(held)
+        .into_iter()
+        .filter(|d| is_gpu_resource(&d.resource_name))
+        .flat_map(|d| &d.device_ids)
+        .map(|id| id.split("::").next().unwrap_or(id).to_string())
+        .collect();
+    let lost = lost_gpu_uuid(&known, gpus);
     for pod in pods {
         for c in &pod.containers {
             let holder = |source, device: String, m: super::devices::MatchedDevice| GpuHolder {
@@ -129,7 +151,7 @@ pub fn attribute(pods: &[PodAllocation], slices: &[SliceDevice], gpus: &[NvmlGpu
                 .filter(|d| is_gpu_resource(&d.resource_name))
             {
                 for id in &rd.device_ids {
-                    match match_device_id(id, gpus) {
+                    match match_device_id(id, gpus, lost.as_ref()) {
                         Ok(m) => {
                             let index = m.gpu_index;
                             let mut h = holder(AllocationSource::DevicePlugin, id.clone(), m);
@@ -204,7 +226,7 @@ pub fn process_owner(cg: &CgroupContainer, pods: Option<&[PodFacts]>) -> Process
 mod tests {
     use super::*;
     use crate::k8s::devices::DraDevice;
-    use crate::k8s::podresources::{ClaimAllocation, ContainerAllocation, ResourceDevices};
+    use crate::k8s::podresources::{ClaimAllocation, ContainerAllocation};
 
     fn gpus() -> Vec<NvmlGpu> {
         (0..3)
@@ -287,7 +309,7 @@ mod tests {
             pod("ml", "elsewhere", plugin("y", "nvidia.com/gpu", &["GPU-9"])),
             pod("serve", "llm", dra),
         ];
-        let a = attribute(&pods, &slices, &gpus());
+        let a = attribute(&pods, None, &slices, &gpus());
         assert_eq!(a.labels(0), ["ml/train-7 container trainer"]);
         assert_eq!(
             a.labels(1),
@@ -309,7 +331,7 @@ mod tests {
 
     #[test]
     fn an_empty_node_holds_nothing() {
-        let a = attribute(&[], &[], &gpus());
+        let a = attribute(&[], None, &[], &gpus());
         assert!(a.by_gpu.is_empty() && a.unmatched.is_empty());
     }
 

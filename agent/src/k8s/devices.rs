@@ -64,6 +64,29 @@ pub enum MatchedBy {
     ParentUuid,
     /// A MIG UUID, given to the only GPU with MIG mode enabled (NVML's MIG instances are not listed).
     OnlyMigGpu,
+    /// The only GPU UUID the kubelet knows that NVML does not, given to the only GPU whose UUID NVML
+    /// cannot read (a lost GPU).
+    OnlyUnreadableGpu,
+}
+
+/// The UUID the kubelet knows and the index of the GPU NVML cannot read, when each is the only one:
+/// a GPU that fell off the bus keeps its kubelet UUID but NVML cannot read it any more.
+pub fn lost_gpu_uuid(kubelet_uuids: &[String], gpus: &[NvmlGpu]) -> Option<(String, u32)> {
+    let unreadable: Vec<u32> = gpus
+        .iter()
+        .filter(|g| g.uuid.is_none())
+        .map(|g| g.index)
+        .collect();
+    let mut unknown: Vec<&String> = kubelet_uuids
+        .iter()
+        .filter(|u| u.starts_with("GPU-") && !gpus.iter().any(|g| g.uuid.as_ref() == Some(*u)))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    match (unknown.as_slice(), unreadable.as_slice()) {
+        ([uuid], [index]) => Some(((*uuid).clone(), *index)),
+        _ => None,
+    }
 }
 
 /// A kubelet device tied to an NVML GPU.
@@ -77,8 +100,13 @@ pub struct MatchedDevice {
     pub matched_by: MatchedBy,
 }
 
-/// Ties a device-plugin id to an NVML GPU, or says why it cannot.
-pub fn match_device_id(id: &str, gpus: &[NvmlGpu]) -> Result<MatchedDevice, String> {
+/// Ties a device-plugin id to an NVML GPU, or says why it cannot; `lost` is [`lost_gpu_uuid`]'s
+/// answer.
+pub fn match_device_id(
+    id: &str,
+    gpus: &[NvmlGpu],
+    lost: Option<&(String, u32)>,
+) -> Result<MatchedDevice, String> {
     let by_uuid = |uuid: &str| gpus.iter().find(|g| g.uuid.as_deref() == Some(uuid));
     match parse_device_id(id) {
         DeviceId::Gpu { uuid, replica } => match by_uuid(&uuid) {
@@ -88,7 +116,15 @@ pub fn match_device_id(id: &str, gpus: &[NvmlGpu]) -> Result<MatchedDevice, Stri
                 replica,
                 matched_by: MatchedBy::Uuid,
             }),
-            None => Err(not_visible(&uuid, gpus)),
+            None => match lost {
+                Some((lost_uuid, index)) if *lost_uuid == uuid => Ok(MatchedDevice {
+                    gpu_index: *index,
+                    mig_uuid: None,
+                    replica,
+                    matched_by: MatchedBy::OnlyUnreadableGpu,
+                }),
+                _ => Err(not_visible(&uuid, gpus)),
+            },
         },
         DeviceId::Mig { uuid, replica } => {
             let mig: Vec<&NvmlGpu> = gpus.iter().filter(|g| g.mig_enabled).collect();
@@ -218,6 +254,31 @@ mod tests {
         ]
     }
 
+    fn match_device_id_(id: &str, gpus: &[NvmlGpu]) -> Result<MatchedDevice, String> {
+        match_device_id(id, gpus, None)
+    }
+
+    #[test]
+    fn a_lost_gpu_keeps_its_kubelet_uuid() {
+        let mut g = gpus();
+        g[1].uuid = None;
+        let kubelet = vec![
+            "GPU-aaaa".to_string(),
+            "GPU-bbbb".to_string(),
+            "GPU-bbbb".to_string(),
+        ];
+        let lost = lost_gpu_uuid(&kubelet, &g);
+        assert_eq!(lost, Some(("GPU-bbbb".to_string(), 1)));
+        let m = match_device_id("GPU-bbbb::1", &g, lost.as_ref()).unwrap();
+        assert_eq!(
+            (m.gpu_index, m.matched_by),
+            (1, MatchedBy::OnlyUnreadableGpu)
+        );
+        // Two candidates: no guess.
+        let kubelet = vec!["GPU-bbbb".to_string(), "GPU-cccc".to_string()];
+        assert_eq!(lost_gpu_uuid(&kubelet, &g), None);
+    }
+
     #[test]
     fn device_ids_parse() {
         let cases = [
@@ -276,26 +337,26 @@ mod tests {
             })
         };
         assert_eq!(
-            match_device_id("GPU-bbbb", &g),
+            match_device_id_("GPU-bbbb", &g),
             ok(1, None, None, MatchedBy::Uuid)
         );
         assert_eq!(
-            match_device_id("GPU-aaaa::2", &g),
+            match_device_id_("GPU-aaaa::2", &g),
             ok(0, None, Some(2), MatchedBy::Uuid)
         );
         assert_eq!(
-            match_device_id("1", &g),
+            match_device_id_("1", &g),
             ok(1, None, None, MatchedBy::Index)
         );
         assert_eq!(
-            match_device_id("MIG-cccc", &g),
+            match_device_id_("MIG-cccc", &g),
             ok(1, Some("MIG-cccc"), None, MatchedBy::OnlyMigGpu)
         );
-        let err = match_device_id("GPU-zzzz", &g).unwrap_err();
+        let err = match_device_id_("GPU-zzzz", &g).unwrap_err();
         assert!(err.contains("not among the 2 GPU(s)"), "{err}");
-        let err = match_device_id("7", &g).unwrap_err();
+        let err = match_device_id_("7", &g).unwrap_err();
         assert!(err.contains("sees 2 GPU(s)"), "{err}");
-        let err = match_device_id("vendor.com/x", &g).unwrap_err();
+        let err = match_device_id_("vendor.com/x", &g).unwrap_err();
         assert!(err.contains("neither a GPU UUID"), "{err}");
     }
 
@@ -303,10 +364,10 @@ mod tests {
     fn mig_ids_need_one_mig_gpu() {
         let mut g = gpus();
         g[0].mig_enabled = true;
-        let err = match_device_id("MIG-cccc", &g).unwrap_err();
+        let err = match_device_id_("MIG-cccc", &g).unwrap_err();
         assert!(err.contains("2 GPUs have MIG mode enabled"), "{err}");
         let none: Vec<NvmlGpu> = gpus().into_iter().filter(|g| !g.mig_enabled).collect();
-        let err = match_device_id("MIG-cccc", &none).unwrap_err();
+        let err = match_device_id_("MIG-cccc", &none).unwrap_err();
         assert!(err.contains("no GPU with MIG mode enabled"), "{err}");
     }
 

@@ -68,7 +68,13 @@ pub fn nvml_gpus(snapshot: &NodeSnapshot) -> Vec<NvmlGpu> {
 pub fn attribution(snapshot: &NodeSnapshot, ctx: &KubeContext) -> Option<Attribution> {
     let pr = ctx.pod_resources.as_ref()?;
     let slices = ctx.slices.as_deref().unwrap_or_default();
-    Some(attribute(&pr.pods, slices, &nvml_gpus(snapshot)))
+    let allocatable = pr.allocatable.as_deref().ok();
+    Some(attribute(
+        &pr.pods,
+        allocatable,
+        slices,
+        &nvml_gpus(snapshot),
+    ))
 }
 
 /// Whether a row passes the namespace/pod filter.
