@@ -11,8 +11,6 @@ use fake_kubelet::{FakeKubelet, KubeletFixture};
 use gpu_fixture::Fixture;
 use serde_json::{Value, json};
 
-const U: &str = "GPU-5f3b8a1e-2c4d-4e6f-8a9b-0c1d2e3f4a5";
-
 fn kubelet_fixture(name: &str) -> KubeletFixture {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testing/fake-kubelet/fixtures")

@@ -90,6 +90,13 @@ pub const RBAC_RULES: &[Rule] = &[
         why: "DRA mode needs the DeviceClass; re-resolve when one appears or goes",
     },
     Rule {
+        api_group: "resource.k8s.io",
+        resources: &["resourceslices"],
+        verbs: &["list"],
+        resource_names: &[],
+        why: "granted to the agent (a ClusterRole may grant only what its writer holds)",
+    },
+    Rule {
         api_group: "node.k8s.io",
         resources: &["runtimeclasses"],
         verbs: &["get", "list", "watch"],
@@ -133,21 +140,36 @@ pub const RBAC_RULES: &[Rule] = &[
     },
 ];
 
-/// What the agent pods may do (their ClusterRole): read the node they run on and the pods on it.
+/// What the agent pods may do (their ClusterRole): read the node they run on, the pods and DRA
+/// ResourceSlices on it, and Warning events (every call in `agent/src/k8s/api.rs`).
 pub const AGENT_RULES: &[Rule] = &[
     Rule {
         api_group: "",
         resources: &["nodes"],
         verbs: &["get"],
         resource_names: &[],
-        why: "node facts for diagnostics",
+        why: "describe_gpu_node: its node's GFD labels, GPU capacity/allocatable, conditions, taints",
     },
     Rule {
         api_group: "",
         resources: &["pods"],
         verbs: &["list"],
         resource_names: &[],
-        why: "which workloads use which GPU",
+        why: "pods on its node (spec.nodeName field selector): process owners, stale GPU assignments",
+    },
+    Rule {
+        api_group: "",
+        resources: &["events"],
+        verbs: &["list"],
+        resource_names: &[],
+        why: "describe_gpu_node: Warning events of its node and its own pod",
+    },
+    Rule {
+        api_group: "resource.k8s.io",
+        resources: &["resourceslices"],
+        verbs: &["list"],
+        resource_names: &[],
+        why: "DRA devices of its node's ResourceSlices (spec.nodeName field selector), to map claims to GPUs",
     },
 ];
 
