@@ -449,7 +449,9 @@ fn no_access_method_means_no_daemon_set_but_rbac_stays() {
         desired.cluster_role["rules"],
         json!([
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+            {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices"], "verbs": ["list"]}
         ])
     );
 }
