@@ -92,7 +92,7 @@ pub fn findings(inputs: &NodeInputs) -> Vec<Finding> {
             ),
         );
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
