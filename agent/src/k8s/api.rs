@@ -55,7 +55,7 @@ impl KubeReader {
                  sets it from the downward API)",
             ));
         };
-        let config = if std::env::var_os("KUBECONFIG").is_some() {
+        let config = if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) {
             Config::infer().await.map_err(|e| {
                 Unreadable::new("kubernetes", format!("cannot load $KUBECONFIG: {e}"))
             })?
