@@ -55,6 +55,10 @@ pub fn stdio_session(input: &[u8]) -> Vec<u8> {
                 backend_timeout: Duration::from_secs(10),
                 kernel_log: KernelLogSource::Simulated(mock),
                 history_dir: None,
+                kube: crate::k8s::KubeOptions {
+                    enabled: false,
+                    ..Default::default()
+                },
             },
         );
         let limits = TransportLimits {

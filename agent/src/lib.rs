@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod gpu;
 pub mod harness;
 pub mod health;
+pub mod k8s;
 pub mod prompts;
 pub mod recorder;
 pub mod server;

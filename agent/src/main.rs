@@ -113,6 +113,9 @@ struct Cli {
 
     #[command(flatten)]
     history: agent::recorder::cli::HistoryArgs,
+
+    #[command(flatten)]
+    kube: agent::k8s::cli::KubeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +281,7 @@ fn server(cli: &Cli) -> anyhow::Result<GpuDiagServer> {
             mode: cli.mode,
             backend_timeout: Duration::from_secs(cli.nvml_timeout_seconds.max(1)),
             history_dir: cli.history.history_dir.clone(),
+            kube: cli.kube.options(),
         },
     ))
 }

@@ -396,6 +396,10 @@ async fn node_answer(scenario: &str, tool: &str) -> Value {
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
             history_dir: None,
+            kube: agent::k8s::KubeOptions {
+                enabled: false,
+                ..Default::default()
+            },
         },
     );
     let value = match tool {

@@ -392,6 +392,16 @@ pub struct AgentSpec {
     /// memory-backed emptyDir) that `get_gpu_timeline` and `get_gpu_health` read.
     #[serde(default)]
     pub history: HistorySpec,
+    /// Share the host's PID namespace so the agent can tie the host PIDs NVML reports to pods and
+    /// containers (`/proc/PID/cgroup`). Off by default: it lets the agent see every process on the
+    /// node, and needs a Pod Security `privileged` namespace.
+    #[serde(default, rename = "hostPID")]
+    pub host_pid: bool,
+    /// Read Kubernetes context: mount the kubelet's pod-resources directory read-only (hostPath,
+    /// needs a Pod Security `privileged` namespace) and read the node, the pods on it, Warning events
+    /// and DRA ResourceSlices. With `false` the tools answer from NVML only.
+    #[serde(default = "default_true")]
+    pub kubernetes_context: bool,
 }
 
 impl Default for AgentSpec {
@@ -402,6 +412,8 @@ impl Default for AgentSpec {
             privileged: false,
             kernel_log: true,
             history: HistorySpec::default(),
+            host_pid: false,
+            kubernetes_context: true,
         }
     }
 }

@@ -103,6 +103,14 @@ pub const RBAC_RULES: &[Rule] = &[
         why: "DRA mode needs the DeviceClass; re-resolve when one appears or goes",
     },
     Rule {
+        api_group: "resource.k8s.io",
+        resources: &["resourceslices"],
+        verbs: &["list"],
+        resource_names: &[],
+        names_from_values: None,
+        why: "granted to the agent (a ClusterRole may grant only what its writer holds)",
+    },
+    Rule {
         api_group: "node.k8s.io",
         resources: &["runtimeclasses"],
         verbs: &["get", "list", "watch"],
@@ -152,7 +160,8 @@ pub const RBAC_RULES: &[Rule] = &[
     },
 ];
 
-/// What the agent pods may do (their ClusterRole): read the node they run on and the pods on it.
+/// What the agent pods may do (their ClusterRole): read the node they run on, the pods and DRA
+/// ResourceSlices on it, and Warning events (every call in `agent/src/k8s/api.rs`).
 pub const AGENT_RULES: &[Rule] = &[
     Rule {
         api_group: "",
@@ -160,7 +169,7 @@ pub const AGENT_RULES: &[Rule] = &[
         verbs: &["get"],
         resource_names: &[],
         names_from_values: None,
-        why: "node facts for diagnostics",
+        why: "describe_gpu_node: its node's GFD labels, GPU capacity/allocatable, conditions, taints",
     },
     Rule {
         api_group: "",
@@ -168,7 +177,23 @@ pub const AGENT_RULES: &[Rule] = &[
         verbs: &["list"],
         resource_names: &[],
         names_from_values: None,
-        why: "which workloads use which GPU",
+        why: "pods on its node (spec.nodeName field selector): process owners, stale GPU assignments",
+    },
+    Rule {
+        api_group: "",
+        resources: &["events"],
+        verbs: &["list"],
+        resource_names: &[],
+        names_from_values: None,
+        why: "describe_gpu_node: Warning events of its node and its own pod",
+    },
+    Rule {
+        api_group: "resource.k8s.io",
+        resources: &["resourceslices"],
+        verbs: &["list"],
+        resource_names: &[],
+        names_from_values: None,
+        why: "DRA devices of its node's ResourceSlices (spec.nodeName field selector), to map claims to GPUs",
     },
 ];
 

@@ -89,6 +89,10 @@ fn agent_stream(
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
             history_dir: None,
+            kube: crate::k8s::KubeOptions {
+                enabled: false,
+                ..Default::default()
+            },
         },
     );
     let (ours, theirs) = tokio::io::duplex(1 << 20);

@@ -152,6 +152,28 @@ pub enum Rule {
     /// The same Xid on the same GPU again and again within 24 h (history only).
     #[serde(rename = "xid.repeated")]
     XidRepeated,
+    /// The GPU counts of NVML, the node's capacity and allocatable, the kubelet and the
+    /// ResourceSlices disagree.
+    #[serde(rename = "k8s.gpu_count")]
+    K8sGpuCount,
+    /// The GPU feature-discovery product label does not name NVML's GPU.
+    #[serde(rename = "k8s.product_label")]
+    K8sProductLabel,
+    /// The GPU feature-discovery driver label differs from NVML's driver version.
+    #[serde(rename = "k8s.driver_label")]
+    K8sDriverLabel,
+    /// The node's Ready condition is not True.
+    #[serde(rename = "k8s.node_not_ready")]
+    K8sNodeNotReady,
+    /// The node is cordoned (`spec.unschedulable`).
+    #[serde(rename = "k8s.node_cordoned")]
+    K8sNodeCordoned,
+    /// The node carries a GPU taint with a NoSchedule/NoExecute effect.
+    #[serde(rename = "k8s.gpu_taint")]
+    K8sGpuTaint,
+    /// The kubelet still assigns GPUs to a pod the API server no longer has.
+    #[serde(rename = "k8s.stale_allocation")]
+    K8sStaleAllocation,
 }
 
 impl Rule {

@@ -10,14 +10,15 @@ use super::tools::{
     XidArgs, XidResult,
 };
 use crate::gpu::{BackendError, DeviceIdentity, GpuBackend, GpuFilter, NodeSnapshot};
-use crate::health::{self, Baseline, EvaluateOptions, NotEvaluated, ObservedXid, Rule};
+use crate::health::{self, Baseline, EvaluateOptions, NotEvaluated, ObservedXid, Rule, Verdict};
+use crate::k8s::api::Unreadable;
 use crate::tools::inventory::{self, InventoryReport};
 use crate::xid::{
     self, AnalyzeOptions, GpuIdentity, KernelLog, PciLocation, ReadLimits, XidReport,
 };
 
 impl GpuDiagServer {
-    async fn backend<T, F>(&self, f: F) -> Result<T, ToolError>
+    pub(super) async fn backend<T, F>(&self, f: F) -> Result<T, ToolError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn GpuBackend) -> T + Send + 'static,
@@ -56,11 +57,13 @@ impl GpuDiagServer {
     pub async fn inventory(&self, args: GpuScopeArgs) -> Result<InventoryReport, ToolError> {
         let filter = args.filter();
         let snapshot = self.backend(move |b| b.snapshot(filter)).await??;
-        Ok(inventory::build(
+        let mut report = inventory::build(
             &snapshot,
             &self.inner.backend.source(),
             self.inner.opts.node_name.as_deref(),
-        ))
+        );
+        self.attribute_processes(&mut report).await;
+        Ok(report)
     }
 
     /// `get_gpu_health`'s body: the typed result the MCP tool and `agent health` both print.
@@ -129,11 +132,26 @@ impl GpuDiagServer {
         if let Some((_, findings)) = history {
             health::add_findings(&mut report, findings);
         }
+        let affected = report
+            .gpus
+            .iter()
+            .filter(|g| g.verdict != Verdict::Pass)
+            .map(|g| {
+                (
+                    g.index,
+                    format!("{} ({})", g.verdict.as_str(), first_check(g)),
+                )
+            })
+            .collect();
+        let (affected_workloads, kubernetes_unreadable) =
+            self.workloads_of(&current, affected).await;
         self.remember_health_snapshot(now, current);
         Ok(HealthResult {
             data_source: self.inner.backend.source().to_string(),
             node_name: self.inner.opts.node_name.clone(),
             report,
+            affected_workloads,
+            kubernetes_unreadable,
         })
     }
 
@@ -182,10 +200,22 @@ impl GpuDiagServer {
                 "The GPUs could not be enumerated, so Xids are attributed by PCI address only: {why}"
             ));
         }
+        let hit: Vec<(u32, String)> = xid_hits(&report);
+        let (affected_workloads, kubernetes_unreadable) = if hit.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            match self.backend(|b| b.snapshot(GpuFilter::All)).await {
+                Ok(Ok(snapshot)) => self.workloads_of(&snapshot, hit).await,
+                Ok(Err(e)) => (Vec::new(), vec![Unreadable::new("nvml", e.to_string())]),
+                Err(e) => (Vec::new(), vec![Unreadable::new("nvml", e.to_string())]),
+            }
+        };
         Ok(XidResult {
             data_source: self.inner.backend.source().to_string(),
             node_name: self.inner.opts.node_name.clone(),
             report,
+            affected_workloads,
+            kubernetes_unreadable,
         })
     }
 
@@ -294,6 +324,31 @@ impl GpuDiagServer {
             .unwrap_or_else(|e| e.into_inner());
         *last = Some((taken, snapshot));
     }
+}
+
+/// The rule of a GPU's most severe finding.
+fn first_check(g: &health::GpuHealth) -> String {
+    g.findings
+        .first()
+        .map_or_else(|| "not evaluated".to_string(), |f| f.check.id())
+}
+
+/// "Xid 79, 13" per GPU with Xids, in index order.
+fn xid_hits(report: &XidReport) -> Vec<(u32, String)> {
+    let mut by_gpu: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for s in &report.summary {
+        if let Some(i) = s.gpu_index {
+            let codes = by_gpu.entry(i).or_default();
+            let code = s.code.to_string();
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+    }
+    by_gpu
+        .into_iter()
+        .map(|(i, codes)| (i, format!("Xid {}", codes.join(", "))))
+        .collect()
 }
 
 /// The Xid analysis' view of a GPU.

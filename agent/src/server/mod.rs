@@ -2,6 +2,7 @@
 //! The tool table lives in `tools.rs`, the tools' bodies in `calls.rs`; nothing here knows about NVML.
 
 mod calls;
+mod k8s_calls;
 pub mod schema;
 mod tools;
 pub mod transport;
@@ -27,8 +28,8 @@ use crate::prompts;
 use crate::xid::LogSource;
 
 pub use tools::{
-    GpuRef, GpuScopeArgs, HealthArgs, HealthResult, TimelineArgs, TimelineResult, ToolError,
-    XidArgs, XidResult,
+    GpuRef, GpuScopeArgs, GpuWorkloads, HealthArgs, HealthResult, NoArgs, PodAllocationArgs,
+    TimelineArgs, TimelineResult, ToolError, XidArgs, XidResult,
 };
 /// The node agent's tools, which `agent fleet` forwards to one node.
 pub(crate) use tools::{TOOLS as NODE_TOOLS, ToolSpec};
@@ -56,6 +57,8 @@ pub struct ServerOptions {
     /// The flight recorder's history (`--history-dir`), read by `get_gpu_timeline` and the health
     /// check; `None` when this agent has none.
     pub history_dir: Option<std::path::PathBuf>,
+    /// How Kubernetes context (pods on GPUs, the Node object) is read.
+    pub kube: crate::k8s::KubeOptions,
 }
 
 /// Where `analyze_xid_errors` and the health check's Xid rules read the kernel log.
@@ -173,6 +176,14 @@ impl GpuDiagServer {
             },
             "get_gpu_timeline" => match parse_args("get_gpu_timeline", args) {
                 Ok(a) => structured(self.timeline(a).await),
+                Err(e) => Err(e),
+            },
+            "get_pod_gpu_allocation" => match parse_args("get_pod_gpu_allocation", args) {
+                Ok(a) => structured(self.pod_gpu_allocation(a).await),
+                Err(e) => Err(e),
+            },
+            "describe_gpu_node" => match parse_args::<tools::NoArgs>("describe_gpu_node", args) {
+                Ok(_) => structured(self.describe_gpu_node().await),
                 Err(e) => Err(e),
             },
             other => {

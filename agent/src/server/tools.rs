@@ -12,7 +12,10 @@ use serde::de::DeserializeOwned;
 use super::schema;
 use crate::gpu::{BackendError, GpuFilter};
 use crate::health::HealthReport;
+use crate::k8s::api::Unreadable;
+use crate::tools::gpu_node::DescribeNodeReport;
 use crate::tools::inventory::InventoryReport;
+use crate::tools::pod_gpus::PodGpuAllocationReport;
 use crate::xid::XidReport;
 
 /// A tool's name, title and description, and its argument/result types' schemas.
@@ -79,6 +82,34 @@ pub(crate) const TOOLS: &[ToolSpec] = &[
         input: schema::input_schema::<TimelineArgs>,
         output: schema::output_schema::<TimelineResult>,
     },
+    ToolSpec {
+        name: "get_pod_gpu_allocation",
+        title: "Pod GPU allocation",
+        description: "Which pods and containers hold which GPU on this node, from the kubelet's \
+                      pod-resources API: device-plugin devices (GPU UUIDs, MIG instances, shared \
+                      replicas) and DRA claims (matched to GPUs through the node's ResourceSlices). \
+                      Per GPU (index, UUID, MIG mode) its holders and where each row came from \
+                      (device_plugin or dra, with the resource or claim name); GPUs nobody holds; \
+                      devices that could not be matched and why. Filter with namespace and pod. \
+                      Sources that could not be read are listed under `unreadable` with the reason \
+                      (a missing permission as verb + resource).",
+        input: schema::input_schema::<PodAllocationArgs>,
+        output: schema::output_schema::<PodGpuAllocationReport>,
+    },
+    ToolSpec {
+        name: "describe_gpu_node",
+        title: "GPU node as Kubernetes sees it",
+        description: "This node as Kubernetes sees it, beside NVML: GPU feature-discovery labels \
+                      (product, count, memory, driver, CUDA, MIG strategy), nvidia.com/gpu and MIG \
+                      capacity and allocatable, the kubelet's allocatable devices, conditions, taints, \
+                      cordon, the DRA ResourceSlices naming the node, and recent Warning events of the \
+                      node and the agent's pod. Findings with a PASS/WARN/FAIL verdict for every \
+                      disagreement: NVML count vs capacity vs allocatable vs ResourceSlice devices, \
+                      GFD product vs NVML name, driver label vs NVML driver, node NotReady / cordoned / \
+                      GPU-tainted, GPUs held by pods that no longer exist.",
+        input: schema::input_schema::<NoArgs>,
+        output: schema::output_schema::<DescribeNodeReport>,
+    },
 ];
 
 /// A GPU named by NVML index or by UUID.
@@ -121,6 +152,33 @@ pub struct TimelineResult {
     pub report: crate::recorder::timeline::TimelineReport,
 }
 
+/// Arguments of `get_pod_gpu_allocation`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodAllocationArgs {
+    /// Only pods of this namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only pods of this name.
+    #[serde(default)]
+    pub pod: Option<String>,
+}
+
+/// Arguments of a tool that takes none.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// The pods holding one GPU a tool reports on ("Xid 79 on GPU 3 → ml/train-7 container trainer").
+#[derive(Debug, Clone, PartialEq, serde::Serialize, JsonSchema)]
+pub struct GpuWorkloads {
+    pub gpu_index: u32,
+    /// `namespace/pod container name`, one per holder.
+    pub holders: Vec<String>,
+    /// One line naming what hit the GPU and who holds it.
+    pub summary: String,
+}
+
 /// Arguments of `analyze_xid_errors`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +206,12 @@ pub struct XidResult {
     pub node_name: Option<String>,
     #[serde(flatten)]
     pub report: XidReport,
+    /// The pods holding each GPU with Xids (from the kubelet's pod-resources API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected_workloads: Vec<GpuWorkloads>,
+    /// Kubernetes sources that could not be read to name those pods, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_unreadable: Vec<Unreadable>,
 }
 
 /// Arguments of `get_gpu_health`.
@@ -176,6 +240,12 @@ pub struct HealthResult {
     pub node_name: Option<String>,
     #[serde(flatten)]
     pub report: HealthReport,
+    /// The pods holding each GPU that is not PASS (from the kubelet's pod-resources API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected_workloads: Vec<GpuWorkloads>,
+    /// Kubernetes sources that could not be read to name those pods, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_unreadable: Vec<Unreadable>,
 }
 
 /// Arguments of tools that can look at one GPU or all.

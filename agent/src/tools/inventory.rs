@@ -29,6 +29,10 @@ pub struct InventoryReport {
     pub gpus: Vec<GpuInventory>,
     /// Node-level values that could not be read, by field name.
     pub unavailable: BTreeMap<String, Unavailable>,
+    /// Why processes carry no namespace/pod/container (no host PID namespace, unreadable pods,
+    /// Kubernetes context off); absent when every process could be attributed or there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_attribution: Option<String>,
 }
 
 /// One GPU. Fields NVML could not read are absent and listed in `unavailable` with the reason.
@@ -126,6 +130,21 @@ pub struct GpuProcessInfo {
     /// Absent when NVML does not report it (e.g. under MIG).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub used_memory_bytes: Option<u64>,
+    /// The pod's namespace, when the process could be tied to a pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The pod UID and container id from the process's cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Why this process could not be tied to a container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_unknown: Option<String>,
 }
 
 /// Builds the inventory from a snapshot (pure).
@@ -144,6 +163,7 @@ pub fn build(
         device_count: snapshot.device_count,
         gpus: snapshot.devices.iter().map(gpu).collect(),
         unavailable: node.unavailable,
+        process_attribution: None,
     }
 }
 
@@ -209,6 +229,12 @@ fn gpu(d: &DeviceSnapshot) -> GpuInventory {
                 .map(|p| GpuProcessInfo {
                     pid: p.pid,
                     used_memory_bytes: p.used_memory_bytes,
+                    namespace: None,
+                    pod: None,
+                    container: None,
+                    pod_uid: None,
+                    container_id: None,
+                    owner_unknown: None,
                 })
                 .collect()
         }),

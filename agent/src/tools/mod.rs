@@ -1,7 +1,9 @@
 //! The tools' pure halves: typed outputs built from GPU snapshots (and kernel logs), with no MCP or NVML
 //! knowledge. The server module turns them into MCP results.
 
+pub mod gpu_node;
 pub mod inventory;
+pub mod pod_gpus;
 
 use std::collections::BTreeMap;
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use crds::GpuDiagnosticsConfigSpec;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector,
-    PodResourceClaim, PodSpec, PodTemplateSpec, Probe, ResourceClaim, ResourceRequirements,
-    SecurityContext, Toleration,
+    Capabilities, Container, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource,
+    ObjectFieldSelector, PodResourceClaim, PodSpec, PodTemplateSpec, Probe, ResourceClaim,
+    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -22,7 +22,36 @@ const GPU_TAINT: &str = "nvidia.com/gpu";
 /// Whether the agent pod needs a Pod Security `privileged` namespace: a privileged container, or
 /// CAP_SYSLOG (not in the `baseline` level's allowed capabilities).
 pub fn needs_privileged_namespace(spec: &GpuDiagnosticsConfigSpec) -> bool {
-    spec.agent.privileged || spec.agent.kernel_log
+    spec.agent.privileged
+        || spec.agent.kernel_log
+        || spec.agent.host_pid
+        || spec.agent.kubernetes_context
+}
+
+/// The kubelet's pod-resources directory. The directory is mounted, not the socket: the kubelet
+/// recreates the socket when it restarts, and a file mount would keep the dead one.
+pub const POD_RESOURCES_DIR: &str = "/var/lib/kubelet/pod-resources";
+
+/// The pod-resources volume (read-only hostPath of the directory) when Kubernetes context is on.
+fn pod_resources_volume(spec: &GpuDiagnosticsConfigSpec) -> Option<(Volume, VolumeMount)> {
+    spec.agent.kubernetes_context.then(|| {
+        (
+            Volume {
+                name: "pod-resources".into(),
+                host_path: Some(HostPathVolumeSource {
+                    path: POD_RESOURCES_DIR.into(),
+                    type_: Some("Directory".into()),
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "pod-resources".into(),
+                mount_path: POD_RESOURCES_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        )
+    })
 }
 
 /// `repository:tag`, `repository@sha256:...` for a digest, the operator's version when the tag is
@@ -57,8 +86,13 @@ pub(super) fn daemon_set(
         names::CONTAINER_NAME.into(),
     );
 
+    let volume = pod_resources_volume(spec);
+    let mut agent = container(spec, access, operator_version);
+    agent.volume_mounts = volume.as_ref().map(|(_, m)| vec![m.clone()]);
     let mut pod = PodSpec {
-        containers: vec![container(spec, access, operator_version)],
+        containers: vec![agent],
+        volumes: volume.map(|(v, _)| vec![v]),
+        host_pid: spec.agent.host_pid.then_some(true),
         service_account_name: Some(service_account.to_owned()),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty())
             .then(|| spec.image_pull_secrets.clone()),
@@ -139,6 +173,16 @@ fn container(
         env_var("AGENT_MODE", spec.agent.mode.as_str()),
         env_var("AGENT_LOG_LEVEL", spec.agent.log_level.as_str()),
         env_var("AGENT_NVML_MODE", "real"),
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        env_var(
+            "AGENT_KUBERNETES_CONTEXT",
+            if spec.agent.kubernetes_context {
+                "true"
+            } else {
+                "false"
+            },
+        ),
     ];
     let history = super::history::wiring(spec);
     if let Some(h) = &history {
@@ -235,6 +279,21 @@ fn non_empty_resources(resources: ResourceRequirements) -> Option<ResourceRequir
         && resources.requests.as_ref().is_none_or(BTreeMap::is_empty)
         && resources.claims.as_ref().is_none_or(Vec::is_empty);
     (!empty).then_some(resources)
+}
+
+/// A variable from the downward API.
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {

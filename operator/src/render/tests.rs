@@ -184,7 +184,7 @@ fn kernel_log_adds_syslog_and_a_privileged_pod_security_namespace() {
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
 
     let quiet = render(
-        &config(json!({"agent": {"kernelLog": false}})),
+        &config(json!({"agent": {"kernelLog": false, "kubernetesContext": false}})),
         &resolution(Some(runtime_class())),
         true,
         VERSION,
@@ -198,6 +198,66 @@ fn kernel_log_adds_syslog_and_a_privileged_pod_security_namespace() {
         quiet.namespace.as_ref().unwrap()["metadata"]["labels"]
             .get("pod-security.kubernetes.io/enforce"),
         None
+    );
+}
+
+#[test]
+fn the_pod_resources_directory_is_mounted_read_only_in_every_mode() {
+    for access in [runtime_class(), device_plugin(), dra_admin(DraVersion::V1)] {
+        let desired = render_default(access.clone());
+        assert_eq!(
+            pod(&desired)["volumes"],
+            json!([{"name": "pod-resources", "hostPath": {
+                "path": "/var/lib/kubelet/pod-resources", "type": "Directory"}}]),
+            "{access:?}"
+        );
+        assert_eq!(
+            container(&desired)["volumeMounts"],
+            json!([{"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources",
+                    "readOnly": true}]),
+            "{access:?}"
+        );
+        assert_eq!(pod(&desired).get("hostPID"), None, "{access:?}");
+        let env = container(&desired)["env"].as_array().unwrap().clone();
+        let var = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap();
+        assert_eq!(
+            var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.name"
+        );
+        assert_eq!(
+            var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.namespace"
+        );
+        assert_eq!(var("AGENT_KUBERNETES_CONTEXT")["value"], "true");
+    }
+}
+
+#[test]
+fn host_pid_only_when_asked_and_kubernetes_context_can_be_turned_off() {
+    let render_with = |agent: Value| {
+        render(
+            &config(json!({"agent": agent})),
+            &resolution(Some(device_plugin())),
+            true,
+            VERSION,
+        )
+        .unwrap()
+    };
+    let with_pid =
+        render_with(json!({"hostPID": true, "kernelLog": false, "kubernetesContext": false}));
+    assert_eq!(pod(&with_pid)["hostPID"], true);
+    assert_eq!(
+        with_pid.namespace.as_ref().unwrap()["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged",
+        "hostPID is not allowed by the baseline Pod Security level"
+    );
+    let off = render_with(json!({"kubernetesContext": false}));
+    assert_eq!(pod(&off).get("volumes"), None);
+    assert_eq!(container(&off).get("volumeMounts"), None);
+    let env = container(&off)["env"].as_array().unwrap().clone();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "AGENT_KUBERNETES_CONTEXT" && e["value"] == "false")
     );
 }
 
@@ -389,7 +449,9 @@ fn no_access_method_means_no_daemon_set_but_rbac_stays() {
         desired.cluster_role["rules"],
         json!([
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+            {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices"], "verbs": ["list"]}
         ])
     );
 }

@@ -51,6 +51,10 @@
 - apiGroups: ["resource.k8s.io"]
   resources: ["deviceclasses"]
   verbs: ["get", "list", "watch"]
+# granted to the agent (a ClusterRole may grant only what its writer holds)
+- apiGroups: ["resource.k8s.io"]
+  resources: ["resourceslices"]
+  verbs: ["list"]
 # RuntimeClass mode needs the RuntimeClass; re-resolve when one appears or goes
 - apiGroups: ["node.k8s.io"]
   resources: ["runtimeclasses"]
