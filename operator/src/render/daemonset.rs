@@ -88,7 +88,12 @@ pub(super) fn daemon_set(
 
     let volume = pod_resources_volume(spec);
     let mut agent = container(spec, access, operator_version);
-    agent.volume_mounts = volume.as_ref().map(|(_, m)| vec![m.clone()]);
+    if let Some((_, mount)) = &volume {
+        agent
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .insert(0, mount.clone());
+    }
     let mut pod = PodSpec {
         containers: vec![agent],
         volumes: volume.map(|(v, _)| vec![v]),
