@@ -3,25 +3,33 @@
 //! tests; never chosen implicitly.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx, NvLinkCounter, Presence};
 
 use super::*;
-use crate::clock::{SystemClock, WallClock};
+use crate::clock::WallClock;
 
 /// A [`GpuBackend`] over a fixture.
 pub struct MockBackend {
     fixture: Fixture,
     source: DataSource,
-    clock: Arc<dyn WallClock>,
+    /// A test's clock, or `None` for the monotonic clock (nanosecond precision for growing counters).
+    clock: Option<Arc<dyn WallClock>>,
     started_unix_ms: i64,
+    started: Instant,
 }
 
 impl MockBackend {
     /// A backend serving `fixture`, labelled `source`.
     pub fn new(fixture: Fixture, source: DataSource) -> MockBackend {
-        MockBackend::with_clock(fixture, source, Arc::new(SystemClock))
+        MockBackend {
+            fixture,
+            source,
+            clock: None,
+            started_unix_ms: 0,
+            started: Instant::now(),
+        }
     }
 
     /// A backend whose time (growing counters, the timeline) follows `clock` from now on.
@@ -34,8 +42,9 @@ impl MockBackend {
         MockBackend {
             fixture,
             source,
-            clock,
+            clock: Some(clock),
             started_unix_ms,
+            started: Instant::now(),
         }
     }
 
@@ -46,8 +55,13 @@ impl MockBackend {
 
     /// Time since the backend started, by its clock.
     pub fn elapsed(&self) -> Duration {
-        let ms = self.clock.now_unix_ms() - self.started_unix_ms;
-        Duration::from_millis(ms.max(0) as u64)
+        match &self.clock {
+            Some(clock) => {
+                let ms = clock.now_unix_ms() - self.started_unix_ms;
+                Duration::from_millis(ms.max(0) as u64)
+            }
+            None => self.started.elapsed(),
+        }
     }
 
     /// Seconds since the simulated node booted (anchors the fixture's kernel log).
