@@ -95,13 +95,13 @@ case "$(uname -m)" in
   *) arch=amd64 ;;
 esac
 build() { # $1 = image, $2 = Dockerfile, $3 = base image, then more build flags
-  local image="localhost/k8s-mcp-agent/$1:ci" dockerfile=$2 base=$3
+  local name=$1 image="localhost/k8s-mcp-agent/$1:ci" dockerfile=$2 base=$3
   shift 3
   bah build --isolation chroot --pull=never -q -f "$dockerfile" -t "$image" \
     --build-arg BASE_IMAGE="$base" --build-arg BINARY_FROM=prebuilt "$@" "$context" >/dev/null
-  rm -f "$out/$1.oci.tar"
-  bah push -q "$image" "oci-archive:$out/$1.oci.tar:ghcr.io/k8s-mcp-agent/$1:$version"
-  say "built $image from $dockerfile on $base -> ${out#"$root/"}/$1.oci.tar"
+  rm -f "$out/$name.oci.tar"
+  bah push -q "$image" "oci-archive:$out/$name.oci.tar:ghcr.io/k8s-mcp-agent/$name:$version"
+  say "built $image from $dockerfile on $base -> ${out#"$root/"}/$name.oci.tar"
 }
 # The exported archive itself: its tag, and the entrypoint and user of the image it holds.
 check_archive() { # $1 = image, $2 = entrypoint, $3 = user
