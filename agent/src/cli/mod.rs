@@ -1,11 +1,12 @@
-//! The node's diagnostics for a person at a terminal: `agent inventory`, `agent health` and
-//! `agent xid` run one tool once (no MCP session) through the very functions the MCP tools call, and
+//! The node's diagnostics for a person at a terminal: `agent inventory`, `agent health`,
+//! `agent xid`, `agent timeline` and `agent pods` run one tool once (no MCP session) through the very functions the MCP tools call, and
 //! print its typed result as a table (`render/`), or as the tool's `structuredContent` (`-o json`,
 //! `-o yaml`).
 //!
 //! Exit codes (the monitoring-plugin convention, so `kubectl exec POD -- /agent health` is a check):
 //! `health` and `xid` exit 0 PASS, 1 WARN, 2 FAIL, and 3 when they could not tell (the tool failed,
-//! a flag was wrong); `inventory` exits 0 when it read the GPUs and 3 when it could not.
+//! a flag was wrong); `inventory`, `timeline` and `pods` exit 0 when they read what they show and 3
+//! when they could not.
 
 pub mod duration;
 pub mod fleet;
@@ -22,7 +23,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::health::Verdict;
-use crate::server::{GpuDiagServer, GpuScopeArgs, HealthArgs, ToolError, XidArgs};
+use crate::server::{
+    GpuDiagServer, GpuRef, GpuScopeArgs, HealthArgs, PodAllocationArgs, TimelineArgs, ToolError,
+    XidArgs,
+};
 use style::Style;
 
 /// Exit code when a one-shot command could not tell (tool error, bad flag): "UNKNOWN".
@@ -61,6 +65,13 @@ pub enum NodeCommand {
     /// Explain the kernel log's Xid errors (the `analyze_xid_errors` tool); exit 0 PASS, 1 WARN,
     /// 2 FAIL, 3 could not read the log.
     Xid(XidCmd),
+    /// Print the flight recorder's history (the `get_gpu_timeline` tool): per GPU each metric's
+    /// min/max/mean/last over the window, then the events in time order; exit 0, or 3 if it could
+    /// not be read.
+    Timeline(TimelineCmd),
+    /// Print which pods hold this node's GPUs (the `get_pod_gpu_allocation` tool); exit 0, or 3 if
+    /// the GPUs could not be read.
+    Pods(PodsCmd),
 }
 
 /// Options every one-shot command takes.
@@ -106,8 +117,75 @@ pub struct XidCmd {
     pub max_events: Option<u32>,
 }
 
+/// `agent timeline`.
+#[derive(Debug, Args)]
+pub struct TimelineCmd {
+    /// Output format: `table` for people, `json`/`yaml` for programs (the MCP tool's
+    /// structuredContent).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// Only this GPU: NVML index (0-based) or UUID (`GPU-…`).
+    #[arg(short = 'i', long = "gpu", value_name = "INDEX|UUID", value_parser = gpu_ref)]
+    pub gpu: Option<GpuRefArg>,
+    /// How far back to look (e.g. 10m, 1h, 24h; default 1h, at most the retention).
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_duration)]
+    pub since: Option<Duration>,
+    /// Most events to list, the newest kept (1-5000, default 200).
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u32>,
+}
+
+/// A GPU named on the command line by index or UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuRefArg(GpuRefKind);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum GpuRefKind {
+    Index(u32),
+    Uuid(String),
+}
+
+impl GpuRefArg {
+    fn to_tool(&self) -> GpuRef {
+        match &self.0 {
+            GpuRefKind::Index(i) => GpuRef::Index(*i),
+            GpuRefKind::Uuid(u) => GpuRef::Uuid(u.clone()),
+        }
+    }
+}
+
+/// Reads `--gpu`: digits are an NVML index, anything else a UUID.
+fn gpu_ref(text: &str) -> Result<GpuRefArg, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("expected an NVML index (0, 1, …) or a UUID (GPU-…)".into());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(|i| GpuRefArg(GpuRefKind::Index(i)))
+            .map_err(|_| format!("{text} is too large for a GPU index"));
+    }
+    Ok(GpuRefArg(GpuRefKind::Uuid(text.to_string())))
+}
+
+/// `agent pods`.
+#[derive(Debug, Args)]
+pub struct PodsCmd {
+    /// Output format: `table` for people, `json`/`yaml` for programs (the MCP tool's
+    /// structuredContent).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// Only holders in this namespace.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only holders in pods of this name.
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+}
+
 /// Names of the one-shot subcommands, for telling their usage errors apart.
-const NAMES: &[&str] = &["inventory", "health", "xid", "nodes"];
+const NAMES: &[&str] = &["inventory", "health", "xid", "timeline", "pods", "nodes"];
 
 /// The exit code of a command line clap refused: 3 (UNKNOWN) when it named a one-shot command, so a
 /// typo in a health check never reads as FAIL; clap's own code otherwise.
@@ -130,6 +208,8 @@ pub async fn run(command: &NodeCommand, server: anyhow::Result<GpuDiagServer>) -
         NodeCommand::Inventory(_) => "inventory",
         NodeCommand::Health(_) => "health",
         NodeCommand::Xid(_) => "xid",
+        NodeCommand::Timeline(_) => "timeline",
+        NodeCommand::Pods(_) => "pods",
     };
     let code = match server {
         Ok(server) => match execute(command, &server).await {
@@ -205,6 +285,32 @@ async fn execute(command: &NodeCommand, server: &GpuDiagServer) -> anyhow::Resul
             })?;
             Ok(verdict_exit_code(result.report.verdict))
         }
+        NodeCommand::Timeline(cmd) => {
+            let since_seconds = cmd
+                .since
+                .map(|d| duration::whole_seconds("--since", d))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let args = TimelineArgs {
+                gpu: cmd.gpu.as_ref().map(GpuRefArg::to_tool),
+                since_seconds,
+                max_events: cmd.max_events,
+            };
+            let result = tool(server.timeline(args).await)?;
+            print(cmd.output, &result, || {
+                render::timeline::table(&result, style)
+            })?;
+            Ok(0)
+        }
+        NodeCommand::Pods(cmd) => {
+            let args = PodAllocationArgs {
+                namespace: cmd.namespace.clone(),
+                pod: cmd.pod.clone(),
+            };
+            let report = tool(server.pod_gpu_allocation(args).await)?;
+            print(cmd.output, &report, || render::pods::table(&report, style))?;
+            Ok(0)
+        }
     }
 }
 
@@ -237,5 +343,21 @@ pub fn print<T: Serialize>(
         // A reader that stopped early (`| head`) is not an error worth a message.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_flag_reads_an_index_or_a_uuid() {
+        assert_eq!(gpu_ref("3"), Ok(GpuRefArg(GpuRefKind::Index(3))));
+        assert_eq!(
+            gpu_ref("GPU-5f3b"),
+            Ok(GpuRefArg(GpuRefKind::Uuid("GPU-5f3b".into())))
+        );
+        assert!(gpu_ref("").is_err());
+        assert!(gpu_ref("99999999999").unwrap_err().contains("too large"));
     }
 }

@@ -245,7 +245,8 @@ impl GpuDiagServer {
         }
     }
 
-    pub(super) async fn timeline(&self, args: TimelineArgs) -> Result<TimelineResult, ToolError> {
+    /// `get_gpu_timeline`: the flight recorder's history of the window (also `agent timeline`).
+    pub async fn timeline(&self, args: TimelineArgs) -> Result<TimelineResult, ToolError> {
         let max_events = args.max_events.unwrap_or(200);
         if !(1..=5000).contains(&max_events) {
             return Err(ToolError::Arguments {

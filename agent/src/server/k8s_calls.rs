@@ -23,7 +23,8 @@ impl GpuDiagServer {
         .await
     }
 
-    pub(super) async fn pod_gpu_allocation(
+    /// `get_pod_gpu_allocation`: who holds each GPU (also `agent pods`).
+    pub async fn pod_gpu_allocation(
         &self,
         args: PodAllocationArgs,
     ) -> Result<PodGpuAllocationReport, ToolError> {

@@ -4,6 +4,8 @@
 pub mod fleet;
 pub mod health;
 pub mod inventory;
+pub mod pods;
+pub mod timeline;
 pub mod xid;
 
 use serde::Serialize;
