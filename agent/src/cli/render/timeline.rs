@@ -21,9 +21,6 @@ pub fn table(result: &TimelineResult, style: Style) -> String {
         seconds(&report.from),
         seconds(&report.to)
     );
-    if !report.recorder_available {
-        let _ = writeln!(out, "no flight recorder on this agent");
-    }
     for gpu in &report.gpus {
         let _ = write!(
             out,
