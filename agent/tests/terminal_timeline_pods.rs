@@ -57,8 +57,9 @@ fn stable(text: &str) -> String {
 }
 
 /// `get_gpu_timeline`'s result with its clock-dependent parts made comparable: times masked, bucket
-/// starts dropped and each metric's buckets without samples left out (the window slides between
-/// two calls, so the same samples can sit at other bucket positions).
+/// starts dropped, each metric's buckets without samples left out and equal neighbours merged (the
+/// window slides between two calls, so the same samples can sit in other buckets; the recorded
+/// node's values are constant, so a bucket's summary does not depend on where it starts).
 fn comparable_timeline(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(mask_timestamps(s)),
@@ -68,12 +69,15 @@ fn comparable_timeline(value: &Value) -> Value {
                 .filter(|(k, _)| k.as_str() != "bucket_starts")
                 .map(|(k, v)| {
                     let v = match (k.as_str(), v) {
-                        ("buckets", Value::Array(b)) => Value::Array(
-                            b.iter()
+                        ("buckets", Value::Array(b)) => {
+                            let mut kept: Vec<Value> = b
+                                .iter()
                                 .filter(|b| b.as_array().is_some_and(|b| !b.is_empty()))
                                 .cloned()
-                                .collect(),
-                        ),
+                                .collect();
+                            kept.dedup();
+                            Value::Array(kept)
+                        }
                         _ => comparable_timeline(v),
                     };
                     (k.clone(), v)
