@@ -192,7 +192,7 @@ def test_the_cluster_role_and_role_grant_exactly_the_operators_api_calls(helm, t
 def test_agent_namespaces_narrow_the_operators_namespace_rule_to_those_names(helm, tmp_path):
     def namespace_rules(args):
         docs = render(helm, tmp_path, args)
-        return [r for r in one(docs, "ClusterRole")["rules"] if r["resources"] == ["namespaces"]]
+        return [r for r in one(docs, "ClusterRole", one(docs, "ClusterRoleBinding")["roleRef"]["name"])["rules"] if r["resources"] == ["namespaces"]]
 
     assert namespace_rules(COMMANDS["quick-start"]) == [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]}]
