@@ -2,31 +2,14 @@
 
 use std::time::Duration;
 
-/// Parses `500ms`, `30s`, `10m`, `1h` or a bare number of seconds (the operator's flag syntax).
+/// Parses `500ms`, `30s`, `10m`, `1h`, `1h30m` or a bare number of seconds (the operator's flag
+/// syntax, through the one parser in `gpu_fixture`) and refuses zero, which no flag here means.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use a number with ms, s, m or h (for example 10s)")
-    })?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(format!("{text:?} must be a positive duration"));
+    let duration = gpu_fixture::parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("{:?} must be a positive duration", text.trim()));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
 }
 
 /// The duration in whole seconds, for tool arguments counted in seconds; `flag` names the option in
