@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::gpu::mock::MockBackend;
 use crate::gpu::{DataSource, GpuBackend, GpuFilter};
 use crate::server::transport::{LineTransport, TransportLimits};
-use crate::server::{AgentMode, GpuDiagServer, KernelLogSource, ServerOptions};
+use crate::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
 use crate::xid::{
     AnalyzeOptions, Clock, GpuIdentity, KernelLogOs, KmsgDevice, LogSource, OpenedPath,
     PciLocation, ReadLimits, analyze, read_kernel_log_with,
@@ -51,7 +51,7 @@ pub fn stdio_session(input: &[u8]) -> Vec<u8> {
             backend,
             ServerOptions {
                 node_name: Some("fuzz-node".into()),
-                mode: AgentMode::ReadOnly,
+                mode: ToolPermission::ReadOnly,
                 backend_timeout: Duration::from_secs(10),
                 kernel_log: KernelLogSource::Simulated(mock),
                 history_dir: None,

@@ -12,7 +12,7 @@ use agent::gpu::mock::MockBackend;
 use agent::gpu::nvml::{NvmlBackend, NvmlOptions};
 use agent::gpu::{DataSource, GpuBackend};
 use agent::server::transport::{LineTransport, TransportLimits};
-use agent::server::{AgentMode, GpuDiagServer, KernelLogSource, ServerOptions};
+use agent::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use gpu_fixture::Fixture;
@@ -28,8 +28,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// What the agent may do. All current tools are read-only in both modes; `operator` is reserved for
-    /// future tools that change GPU state.
+    /// What the agent may do: only `read-only` (every tool reads; none changes GPU state).
     #[arg(
         long,
         env = "AGENT_MODE",
@@ -37,7 +36,7 @@ struct Cli {
         default_value = "read-only",
         global = true
     )]
-    mode: AgentMode,
+    mode: ToolPermission,
 
     /// Where GPU data comes from: `real` (NVML, the default: a GPU node never serves mock data unless
     /// asked) or `mock` (a simulated node, for demos and tests).
@@ -48,7 +47,7 @@ struct Cli {
         default_value = "real",
         global = true
     )]
-    nvml_mode: NvmlMode,
+    nvml_mode: NvmlSource,
 
     /// The NVML library to load in real mode.
     #[arg(
@@ -134,7 +133,7 @@ enum Command {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum NvmlMode {
+enum NvmlSource {
     Real,
     Mock,
 }
@@ -233,7 +232,7 @@ type Backends = (Arc<dyn GpuBackend>, Option<Arc<MockBackend>>);
 
 fn gpu_backend(cli: &Cli) -> anyhow::Result<Backends> {
     match cli.nvml_mode {
-        NvmlMode::Real => {
+        NvmlSource::Real => {
             if cli.mock_scenario.is_some() || cli.mock_fixture.is_some() {
                 anyhow::bail!(
                     "--mock-scenario/--mock-fixture need --nvml-mode=mock (the default is real NVML, so a \
@@ -249,7 +248,7 @@ fn gpu_backend(cli: &Cli) -> anyhow::Result<Backends> {
                 None,
             ))
         }
-        NvmlMode::Mock => {
+        NvmlSource::Mock => {
             let (fixture, source) = match (&cli.mock_scenario, &cli.mock_fixture) {
                 (_, Some(path)) => (
                     Fixture::from_path(path)?,

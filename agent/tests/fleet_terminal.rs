@@ -16,7 +16,7 @@ use agent::fleet::aggregate;
 use agent::gpu::DataSource;
 use agent::gpu::mock::MockBackend;
 use agent::server::{
-    AgentMode, GpuDiagServer, HealthArgs, KernelLogSource, ServerOptions, XidArgs,
+    ToolPermission, GpuDiagServer, HealthArgs, KernelLogSource, ServerOptions, XidArgs,
 };
 use common::AGENT;
 use gpu_fixture::Fixture;
@@ -392,7 +392,7 @@ async fn node_answer(scenario: &str, tool: &str) -> Value {
         mock.clone(),
         ServerOptions {
             node_name: Some(format!("node-{scenario}")),
-            mode: AgentMode::ReadOnly,
+            mode: ToolPermission::ReadOnly,
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
             history_dir: None,

@@ -480,15 +480,20 @@ fn the_agent_mode_is_announced_and_read_only_by_default() {
             .unwrap()
             .contains("read-only mode")
     );
-    let mut s = Session::start_with_env(&["--nvml-mode=mock"], &[("AGENT_MODE", "operator")]);
-    let info = s.initialize("2025-11-25");
+    let info = Session::start_with_env(&["--nvml-mode=mock"], &[("AGENT_MODE", "read-only")])
+        .initialize("2025-11-25");
     assert!(
         info["instructions"]
             .as_str()
             .unwrap()
-            .contains("operator mode")
+            .contains("read-only mode")
     );
-    let out = run(&["--mode=admin", "--nvml-mode=mock"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("read-only"));
+    // No other permission exists: `operator` is refused like any unknown value, naming the one that
+    // works.
+    for mode in ["--mode=operator", "--mode=admin"] {
+        let out = run(&[mode, "--nvml-mode=mock"]);
+        assert_eq!(out.status.code(), Some(2), "{mode}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("possible values: read-only"), "{mode}: {stderr}");
+    }
 }

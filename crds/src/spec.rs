@@ -130,7 +130,7 @@ pub struct GpuSpec {
     /// a one-device request, and reports which one it chose and why. The other values skip the
     /// search (the prerequisite is still checked and reported).
     #[serde(default)]
-    pub mode: GpuMode,
+    pub mode: AccessMethodChoice,
     /// RuntimeClass mode: the NVIDIA container runtime injects every GPU; consumes none.
     #[serde(default)]
     pub runtime_class: RuntimeClassSpec,
@@ -145,7 +145,7 @@ pub struct GpuSpec {
 impl Default for GpuSpec {
     fn default() -> Self {
         Self {
-            mode: GpuMode::Auto,
+            mode: AccessMethodChoice::Auto,
             runtime_class: RuntimeClassSpec::default(),
             resource_request: ResourceRequestSpec::default(),
             resource_claim: ResourceClaimSpec::default(),
@@ -155,7 +155,7 @@ impl Default for GpuSpec {
 
 /// The GPU access method asked for.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum GpuMode {
+pub enum AccessMethodChoice {
     /// Pick the first method the cluster supports.
     #[default]
     Auto,
@@ -372,10 +372,10 @@ impl Default for ServiceAccountSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSpec {
-    /// `read-only` (the default) or `operator`, reserved for future tools that change GPU state; every
-    /// tool the agent has today only reads, in both modes.
+    /// What the agent's tools may do. Only `read-only` is accepted: every tool the agent has reads,
+    /// and no tool that changes GPU state exists yet to be allowed.
     #[serde(default)]
-    pub mode: AgentMode,
+    pub mode: AgentPermission,
     /// Log level of the agent (logs go to the container's stderr).
     #[serde(default)]
     pub log_level: LogLevel,
@@ -407,7 +407,7 @@ pub struct AgentSpec {
 impl Default for AgentSpec {
     fn default() -> Self {
         Self {
-            mode: AgentMode::ReadOnly,
+            mode: AgentPermission::ReadOnly,
             log_level: LogLevel::Info,
             privileged: false,
             kernel_log: true,
@@ -462,23 +462,21 @@ fn default_history_retention() -> String {
     "24h".to_owned()
 }
 
-/// What the agent's MCP tools may do.
+/// What the agent's MCP tools may do: only reading, until tools that change GPU state exist (a value
+/// that allowed more would change nothing).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum AgentMode {
+pub enum AgentPermission {
     /// Diagnostics only.
     #[default]
     ReadOnly,
-    /// Reserved for future tools that change GPU state (today the same read-only tools).
-    Operator,
 }
 
-impl AgentMode {
-    /// The value of the agent's `AGENT_MODE` variable.
+impl AgentPermission {
+    /// The value of the agent's `AGENT_MODE` variable (its `--mode` flag).
     pub fn as_str(self) -> &'static str {
         match self {
-            AgentMode::ReadOnly => "read-only",
-            AgentMode::Operator => "operator",
+            AgentPermission::ReadOnly => "read-only",
         }
     }
 }

@@ -15,7 +15,7 @@ pub struct GpuDiagnosticsConfigStatus {
     pub observed_generation: Option<i64>,
     /// GPU access method in use; absent while none could be resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<AccessMode>,
+    pub mode: Option<AccessMethod>,
     /// One sentence: why this mode was chosen, or what to do so that one can be.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
@@ -42,7 +42,7 @@ pub struct GpuDiagnosticsConfigStatus {
 
 /// The GPU access method the operator resolved.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AccessMode {
+pub enum AccessMethod {
     /// `runtimeClassName` + `NVIDIA_VISIBLE_DEVICES=all`; consumes no GPU.
     RuntimeClass,
     /// A device-plugin GPU limit; consumes GPUs.
@@ -52,13 +52,13 @@ pub enum AccessMode {
     Dra,
 }
 
-impl AccessMode {
+impl AccessMethod {
     /// The wire name, for metrics labels and messages.
     pub fn as_str(self) -> &'static str {
         match self {
-            AccessMode::RuntimeClass => "RuntimeClass",
-            AccessMode::DevicePlugin => "DevicePlugin",
-            AccessMode::Dra => "DRA",
+            AccessMethod::RuntimeClass => "RuntimeClass",
+            AccessMethod::DevicePlugin => "DevicePlugin",
+            AccessMethod::Dra => "DRA",
         }
     }
 }

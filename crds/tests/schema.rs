@@ -225,11 +225,30 @@ fn namespace_name_is_immutable_but_other_fields_may_change() {
 
     let changed = object(
         "cfg",
-        json!({"namespace": {"name": "gpu-a"}, "agent": {"mode": "operator"}}),
+        json!({"namespace": {"name": "gpu-a"}, "agent": {"logLevel": "debug"}}),
     );
     assert!(admit(&changed, Some(&old)).is_empty());
     // Spelling out the default is no change either.
     let implicit = object("cfg", json!({}));
     let explicit = object("cfg", json!({"namespace": {"name": "gpu-diagnostics"}}));
     assert!(admit(&explicit, Some(&implicit)).is_empty());
+}
+
+#[test]
+fn agent_mode_accepts_only_read_only_and_says_so() {
+    let mode = &schema()["properties"]["spec"]["properties"]["agent"]["properties"]["mode"];
+    assert_eq!(mode["enum"], json!(["read-only"]));
+    let description = mode["description"].as_str().unwrap();
+    assert!(
+        description.contains("Only `read-only` is accepted"),
+        "{description}"
+    );
+    let refused =
+        serde_json::from_value::<GpuDiagnosticsConfigSpec>(json!({"agent": {"mode": "operator"}}))
+            .unwrap_err()
+            .to_string();
+    assert!(
+        refused.contains("unknown variant `operator`, expected `read-only`"),
+        "{refused}"
+    );
 }

@@ -53,7 +53,7 @@ def test_the_readmes_keep_the_original_commands():
 def test_the_readme_documents_every_reason_the_operator_reports():
     sources = "\n".join(
         (ROOT / "operator" / "src" / path).read_text()
-        for path in ("mode.rs", "status.rs", "controller/report.rs")
+        for path in ("access.rs", "status.rs", "controller/report.rs")
     ) + (ROOT / "crds" / "src" / "status.rs").read_text()
     # Condition reasons (wire strings), and the NodeProblemReason variants.
     reasons = set(re.findall(r'=> "([A-Z][A-Za-z]+)"', sources))

@@ -1,6 +1,8 @@
-//! The reconciler: watch event → observe the world → resolve the mode → render → apply what
-//! differs → verify admin access → status, patched only when it changed. Decisions live in the
-//! pure modules; this file only sequences I/O around them.
+//! The reconciler, one pass per reconcile: watch event → observe the world → ensure the namespace
+//! → probe DRA admin access when the resolution would rely on it unverified → resolve the access
+//! method once → render once → apply what differs once → read back admin access → status, patched
+//! only when it changed. Decisions live in the pure modules; this file only sequences I/O around
+//! them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,12 +17,13 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::access::{Claim, GpuAccess, Issue, IssueReason, Resolution, resolve_access};
+use crate::apply;
 use crate::dra::{self, DraVersion};
 use crate::error::{Error, Result};
 use crate::facts::{AdminAccess, ClusterFacts, UserTemplate};
 use crate::kube_api::KubeApi;
 use crate::metrics::Metrics;
-use crate::mode::{Claim, GpuAccess, Issue, IssueReason, Resolution, resolve_mode};
 use crate::observe::{Observed, observe};
 use crate::problems::{ProblemInput, node_problems, pods_rejected};
 
@@ -32,7 +35,7 @@ mod run;
 pub use run::run;
 
 use crate::names;
-use crate::render::{self};
+use crate::render::{self, NamespaceOwnership};
 use crate::status::{self, StatusInput};
 use admin_access::{
     admin_access_fact, dropped_admin_access, probe_admin_access, remember_admin_access,
@@ -242,6 +245,20 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(2u64.saturating_mul(1 << exponent)).min(Duration::from_secs(300))
 }
 
+/// Requeue delay after a pass whose apply contradicted its resolution (the API server dropped
+/// `adminAccess`): the next pass resolves with that fact at once.
+const AFTER_A_CONTRADICTION: Duration = Duration::ZERO;
+
+/// What one pass decided and applied: the status is computed from it.
+struct Pass {
+    resolution: Resolution,
+    issues: Vec<Issue>,
+    /// When the next pass must come sooner than the resync.
+    requeue: Option<Duration>,
+}
+
+/// One pass: observe, resolve once (the admin-access probe answered first), render once, apply
+/// what differs once, then the status.
 async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Result<Action> {
     let name = config.name_any();
     if config.metadata.deletion_timestamp.is_some() {
@@ -253,41 +270,66 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
     let uid = config
         .uid()
         .ok_or(Error::Render(render::RenderError::MissingMetadata("uid")))?;
-    let spec = &config.spec;
-
-    let (mut facts, mut observed) = observe(&ctx.api, &name, spec).await?;
+    let (mut facts, mut observed) = observe(&ctx.api, &name, &config.spec).await?;
     facts.admin_access = admin_access_fact(ctx, &uid, &facts, &observed);
-    let mut resolution = resolve_mode(spec, &facts);
-    let mut issues = Vec::new();
+    let pass = apply_pass(ctx, config, &uid, &mut facts, &mut observed).await?;
+    write_status(
+        ctx,
+        config,
+        &uid,
+        &facts,
+        &observed,
+        pass.resolution,
+        pass.issues,
+    )
+    .await?;
+    Ok(Action::requeue(pass.requeue.unwrap_or(ctx.settings.resync)))
+}
 
-    let namespace_ready = if name.len() > crds::MAX_CONFIG_NAME_LEN {
-        issues.push(Issue {
-            reason: IssueReason::NameTooLong,
-            message: format!(
-                "metadata.name is {} characters but at most {} fit the agent's object names (k8s-mcp-agent-<name>): \
-                 re-create the GpuDiagnosticsConfig with a shorter name",
-                name.len(),
-                crds::MAX_CONFIG_NAME_LEN
-            ),
-        });
-        false
-    } else {
-        ensure_namespace(ctx, config, &resolution, &mut observed, &mut issues).await?
+/// Settles the resolution and applies it: the namespace first (namespaced objects and the
+/// admin-access probe need it; its labels mark an attempt at admin access, not the probe's
+/// answer, so the draft resolution and the final one label it alike), then the probe when the
+/// draft relies on unverified admin access, then the final resolution's objects, once.
+async fn apply_pass(
+    ctx: &Context,
+    config: &GpuDiagnosticsConfig,
+    uid: &str,
+    facts: &mut ClusterFacts,
+    observed: &mut Observed,
+) -> Result<Pass> {
+    let mut issues = Vec::new();
+    let draft = resolve_access(&config.spec, facts);
+    let ownership = namespace_ownership(observed);
+    let namespace_ready = match name_too_long(config) {
+        Some(issue) => {
+            issues.push(issue);
+            false
+        }
+        None => {
+            let namespace = render::namespace(config, &draft, ownership)?;
+            ensure_namespace(ctx, config, &draft, namespace, observed, &mut issues).await?
+        }
     };
-    if namespace_ready && resolution.needs_admin_probe {
-        facts.admin_access = probe_admin_access(ctx, config, &uid, &facts).await?;
-        resolution = resolve_mode(spec, &facts);
-    }
+    let resolution = if namespace_ready && draft.needs_admin_probe {
+        facts.admin_access = probe_admin_access(ctx, config, uid, facts).await?;
+        resolve_access(&config.spec, facts)
+    } else {
+        draft
+    };
+    let mut requeue = None;
     if namespace_ready {
-        apply_children(ctx, config, &resolution, &mut observed, &mut issues).await?;
-        if let Some(why) = dropped_admin_access(config, &resolution, &observed) {
-            warn!(config = %name, "{why}");
-            if let Some(dra) = &facts.dra {
-                remember_admin_access(ctx, &uid, dra.version, AdminAccess::Unusable(why.clone()));
-            }
-            facts.admin_access = AdminAccess::Unusable(why);
-            resolution = resolve_mode(spec, &facts);
-            apply_children(ctx, config, &resolution, &mut observed, &mut issues).await?;
+        let desired = render::render(
+            config,
+            &resolution,
+            ownership,
+            &ctx.settings.operator_version,
+        )?;
+        apply_children(ctx, config, &resolution, desired, observed, &mut issues).await?;
+        if let Some(issue) =
+            admin_access_contradiction(ctx, config, uid, facts, &resolution, observed)
+        {
+            issues.push(issue);
+            requeue = Some(AFTER_A_CONTRADICTION);
         }
         if let Some(issue) = observed
             .daemon_set
@@ -297,7 +339,75 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
             issues.push(issue);
         }
     }
+    Ok(Pass {
+        resolution,
+        issues,
+        requeue,
+    })
+}
 
+/// The config co-owns a namespace the operator created for any config (so deleting one config
+/// does not delete another's agent); it never adopts one somebody else created.
+fn namespace_ownership(observed: &Observed) -> NamespaceOwnership {
+    if observed
+        .namespace
+        .as_ref()
+        .is_none_or(apply::is_owned_by_a_config)
+    {
+        NamespaceOwnership::CoOwned
+    } else {
+        NamespaceOwnership::Foreign
+    }
+}
+
+fn name_too_long(config: &GpuDiagnosticsConfig) -> Option<Issue> {
+    let length = config.name_any().len();
+    (length > crds::MAX_CONFIG_NAME_LEN).then(|| Issue {
+        reason: IssueReason::NameTooLong,
+        message: format!(
+            "metadata.name is {length} characters but at most {} fit the agent's object names (k8s-mcp-agent-<name>): \
+             re-create the GpuDiagnosticsConfig with a shorter name",
+            crds::MAX_CONFIG_NAME_LEN
+        ),
+    })
+}
+
+/// After the apply: the API server stored the generated admin-access template without
+/// `adminAccess` (the probe's answer was cached, or the feature gate changed since). The fact is
+/// remembered, so the next pass, requeued at once, resolves to a one-device claim.
+fn admin_access_contradiction(
+    ctx: &Context,
+    config: &GpuDiagnosticsConfig,
+    uid: &str,
+    facts: &ClusterFacts,
+    resolution: &Resolution,
+    observed: &Observed,
+) -> Option<Issue> {
+    let why = dropped_admin_access(config, resolution, observed)?;
+    warn!(config = %config.name_any(), "{why}");
+    if let Some(dra) = &facts.dra {
+        remember_admin_access(ctx, uid, dra.version, AdminAccess::Unusable(why.clone()));
+    }
+    Some(Issue {
+        reason: IssueReason::AdminAccessUnavailable,
+        message: format!(
+            "{why}: the stored claim template asks for every GPU without admin access; the operator \
+             falls back to a one-device claim in the next reconcile"
+        ),
+    })
+}
+
+/// Computes the status of this pass and writes it when it changed.
+async fn write_status(
+    ctx: &Context,
+    config: &GpuDiagnosticsConfig,
+    uid: &str,
+    facts: &ClusterFacts,
+    observed: &Observed,
+    resolution: Resolution,
+    issues: Vec<Issue>,
+) -> Result<()> {
+    let name = config.name_any();
     // Whole seconds: the API server stores condition times with second precision.
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -307,11 +417,11 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         nodes: &facts.nodes,
         access: resolution.access.as_ref(),
         runtime_handler: facts.runtime_class_handler.as_deref(),
-        namespace: &spec.namespace.name,
+        namespace: &config.spec.namespace.name,
         now,
     });
     let problem_count = problems.len();
-    let previous = last_known_status(config, &uid, ctx);
+    let previous = last_known_status(config, uid, ctx);
     let new_status = status::compute(
         previous.as_ref(),
         StatusInput {
@@ -321,7 +431,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
             daemon_set: observed.daemon_set.as_ref(),
             selected_nodes: facts.nodes.len(),
             node_problems: problems,
-            dra: dra_status(&name, &resolution, &facts, &observed),
+            dra: dra_status(&name, &resolution, facts, observed),
         },
         &Time(now),
     );
@@ -332,21 +442,22 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         new_status.number_ready,
         problem_count,
     );
-    if previous.as_ref() != Some(&new_status) {
-        let value = serde_json::to_value(&new_status).map_err(|source| Error::Decode {
-            action: "serializing the status".into(),
-            source,
-        })?;
-        ctx.api.apply_status(&name, &value, names::MANAGER).await?;
-        ctx.metrics.wrote("status");
-        info!(config = %name, mode = ?new_status.mode, "status updated");
-        publish_transitions(ctx, config, previous.as_ref(), &new_status).await;
-        ctx.memory().written_status.insert(
-            uid.clone(),
-            (config.metadata.resource_version.clone(), new_status),
-        );
+    if previous.as_ref() == Some(&new_status) {
+        return Ok(());
     }
-    Ok(Action::requeue(ctx.settings.resync))
+    let value = serde_json::to_value(&new_status).map_err(|source| Error::Decode {
+        action: "serializing the status".into(),
+        source,
+    })?;
+    ctx.api.apply_status(&name, &value, names::MANAGER).await?;
+    ctx.metrics.wrote("status");
+    info!(config = %name, mode = ?new_status.mode, "status updated");
+    publish_transitions(ctx, config, previous.as_ref(), &new_status).await;
+    ctx.memory().written_status.insert(
+        uid.to_owned(),
+        (config.metadata.resource_version.clone(), new_status),
+    );
+    Ok(())
 }
 
 fn dra_status(

@@ -7,10 +7,10 @@ use crds::{GpuDiagnosticsConfig, GpuDiagnosticsConfigSpec, GpuDiagnosticsConfigS
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::access::{Resolution, resolve_access};
 use crate::dra::DraVersion;
 use crate::facts::{AdminAccess, ClusterFacts, DraFacts, NodeFacts, UserTemplate};
-use crate::mode::{Resolution, resolve_mode};
-use crate::render::{Desired, render};
+use crate::render::{Desired, NamespaceOwnership, render};
 use crate::status::{StatusInput, compute};
 use crate::{apply, status};
 
@@ -81,16 +81,16 @@ pub fn config(spec: GpuDiagnosticsConfigSpec) -> GpuDiagnosticsConfig {
 /// The decision a reconcile makes from `spec` and `facts`: the resolution (re-resolved once the
 /// admin-access probe has an answer, as the controller does) and the rendered objects.
 pub fn decide(config: &GpuDiagnosticsConfig, facts: &ClusterFacts) -> (Resolution, Desired) {
-    let mut resolution = resolve_mode(&config.spec, facts);
+    let mut resolution = resolve_access(&config.spec, facts);
     if resolution.needs_admin_probe && facts.admin_access == AdminAccess::Unknown {
         let probed = ClusterFacts {
             admin_access: AdminAccess::Usable,
             ..facts.clone()
         };
-        resolution = resolve_mode(&config.spec, &probed);
+        resolution = resolve_access(&config.spec, &probed);
     }
-    let desired =
-        render(config, &resolution, true, "0.1.0").expect("the config has a name and uid");
+    let desired = render(config, &resolution, NamespaceOwnership::CoOwned, "0.1.0")
+        .expect("the config has a name and uid");
     (resolution, desired)
 }
 
@@ -137,7 +137,7 @@ pub fn config_pipeline(data: &[u8]) {
     let (resolution, desired) = decide(&config, &facts);
     assert!(!resolution.message.is_empty(), "{resolution:?}");
     let (again, desired_again) = decide(&config, &facts);
-    assert_eq!(resolution, again, "resolve_mode is not deterministic");
+    assert_eq!(resolution, again, "resolve_access is not deterministic");
     assert_eq!(desired, desired_again, "render is not deterministic");
     for object in rendered_objects(&desired) {
         let stamped = apply::stamp(object.clone());

@@ -2,13 +2,14 @@
 //! DaemonSet, choosing the GPU access method the cluster supports.
 //!
 //! Data flows one way: a watch event → [`observe`] reads the world into [`facts::ClusterFacts`]
-//! (and the objects already written) → [`mode::resolve_mode`] → [`render::render`] →
+//! (and the objects already written) → [`access::resolve_access`] → [`render::render`] →
 //! server-side apply of what differs ([`apply`]) → [`status::compute`] → a status patch only
 //! when it changed. [`controller`] sequences this; everything it calls into but `observe`,
 //! `kube_api`, `crd` and `leader` is pure.
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod apply;
 pub mod controller;
 pub mod crd;
@@ -20,7 +21,6 @@ pub mod http;
 pub mod kube_api;
 pub mod leader;
 pub mod metrics;
-pub mod mode;
 pub mod names;
 pub mod nodes;
 pub mod observe;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{ArgAction, Parser, ValueEnum};
+use gpu_fixture::parse_positive_duration;
 use kube::Client;
 use operator::controller::{self, Context, Settings};
 use operator::crd::{self, Installed};
@@ -47,11 +48,11 @@ struct Cli {
     leader_election_identity: Option<String>,
 
     /// Re-reconcile every config this often (node capacity and agent pod problems are read then).
-    #[arg(long, env = "OPERATOR_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "OPERATOR_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_positive_duration)]
     resync_interval: Duration,
 
     /// How long a DRA admin-access probe result is trusted before asking the API server again.
-    #[arg(long, env = "OPERATOR_ADMIN_ACCESS_RECHECK_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "OPERATOR_ADMIN_ACCESS_RECHECK_INTERVAL", default_value = "10m", value_parser = parse_positive_duration)]
     admin_access_recheck_interval: Duration,
 
     /// Apply the GpuDiagnosticsConfig CRD from this binary at start-up and wait until it is
@@ -60,7 +61,7 @@ struct Cli {
     install_crd: bool,
 
     /// How long to wait for the CRD to become Established.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     crd_establish_timeout: Duration,
 
     /// Configs reconciled concurrently.
@@ -308,55 +309,25 @@ async fn shutdown_signal() {
     }
 }
 
-/// Parses `500ms`, `30s`, `10m`, `1h` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use a number with ms, s, m or h (for example 60s)")
-    })?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(format!("{text:?} must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_accept_the_usual_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("0s").unwrap_err().contains("positive"));
+    fn duration_flags_take_the_shared_syntax_and_refuse_zero() {
+        let cli = Cli::try_parse_from(["operator", "--resync-interval", "1h30m"]).unwrap();
+        assert_eq!(cli.resync_interval, Duration::from_secs(5_400));
+        let error = Cli::try_parse_from(["operator", "--resync-interval", "0s"])
+            .unwrap_err()
+            .to_string();
         assert!(
-            parse_duration("5d")
-                .unwrap_err()
-                .contains("unknown duration unit")
+            error.contains("\"0s\" must be a positive duration"),
+            "{error}"
         );
-        assert!(
-            parse_duration("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
+        let error = Cli::try_parse_from(["operator", "--admin-access-recheck-interval", "5d"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown duration unit"), "{error}");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use crds::{NodeProblem, NodeProblemReason};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::access::{GpuAccess, Issue, IssueReason};
 use crate::facts::NodeFacts;
-use crate::mode::{GpuAccess, Issue, IssueReason};
 
 /// At most this many problems are listed (the status must stay small on big clusters).
 pub const MAX_NODE_PROBLEMS: usize = 50;

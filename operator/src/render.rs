@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use serde_json::{Value, json};
 
+use crate::access::{Claim, GpuAccess, Resolution};
 use crate::dra::{DeviceRequest, DraVersion};
-use crate::mode::{Claim, GpuAccess, Resolution};
 use crate::names;
 use crate::rbac;
 
@@ -58,13 +58,22 @@ pub enum RenderError {
     MissingMetadata(&'static str),
 }
 
+/// Whether a config may put its owner reference on the agent namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceOwnership {
+    /// The namespace is new, or was created by the operator for some config: the config co-owns
+    /// it (deleting one config does not delete another's agent).
+    CoOwned,
+    /// Somebody else created the namespace: it is labelled, never adopted.
+    Foreign,
+}
+
 /// Renders everything but the claim template (which needs the DaemonSet's uid, see
-/// [`render_claim_template`]). `namespace_owned`: the config may own the namespace (it creates it,
-/// or already owns it); a pre-existing namespace is labelled but never adopted.
+/// [`render_claim_template`]).
 pub fn render(
     config: &GpuDiagnosticsConfig,
     resolution: &Resolution,
-    namespace_owned: bool,
+    ownership: NamespaceOwnership,
     operator_version: &str,
 ) -> Result<Desired, RenderError> {
     let name = config
@@ -79,39 +88,7 @@ pub fn render(
     let namespace = spec.namespace.name.as_str();
     let object_name = names::object_name(name);
     let service_account = names::service_account_name(name, &spec.service_account);
-
-    let namespace_object = spec.namespace.create.then(|| {
-        let mut labels = BTreeMap::from([(
-            names::LABEL_MANAGED_BY.to_owned(),
-            names::MANAGER.to_owned(),
-        )]);
-        if needs_privileged_namespace(spec) {
-            for key in POD_SECURITY_LABELS {
-                labels.insert(key.to_owned(), "privileged".to_owned());
-            }
-        }
-        if resolution.namespace_admin_labels {
-            for key in DRA_ADMIN_LABELS {
-                labels.insert(key.to_owned(), "true".to_owned());
-            }
-        }
-        let owner_references = namespace_owned.then(|| {
-            vec![OwnerReference {
-                controller: Some(false),
-                block_owner_deletion: Some(false),
-                ..owner.clone()
-            }]
-        });
-        to_json(&Namespace {
-            metadata: ObjectMeta {
-                name: Some(namespace.to_owned()),
-                labels: Some(labels),
-                owner_references,
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        })
-    });
+    let namespace_object = self::namespace(config, resolution, ownership)?;
 
     let service_account_object = spec.service_account.create.then(|| {
         to_json(&ServiceAccount {
@@ -176,6 +153,52 @@ pub fn render(
         cluster_role_binding,
         daemon_set,
     })
+}
+
+/// The agent namespace when `namespace.create`: the Pod Security labels the agent pod needs, and
+/// the DRA admin-access labels whenever `resolution` attempts admin access.
+pub fn namespace(
+    config: &GpuDiagnosticsConfig,
+    resolution: &Resolution,
+    ownership: NamespaceOwnership,
+) -> Result<Option<Value>, RenderError> {
+    let spec = &config.spec;
+    if !spec.namespace.create {
+        return Ok(None);
+    }
+    let owner = config
+        .controller_owner_ref(&())
+        .ok_or(RenderError::MissingMetadata("uid"))?;
+    let mut labels = BTreeMap::from([(
+        names::LABEL_MANAGED_BY.to_owned(),
+        names::MANAGER.to_owned(),
+    )]);
+    if needs_privileged_namespace(spec) {
+        for key in POD_SECURITY_LABELS {
+            labels.insert(key.to_owned(), "privileged".to_owned());
+        }
+    }
+    if resolution.namespace_admin_labels {
+        for key in DRA_ADMIN_LABELS {
+            labels.insert(key.to_owned(), "true".to_owned());
+        }
+    }
+    let owner_references = (ownership == NamespaceOwnership::CoOwned).then(|| {
+        vec![OwnerReference {
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+            ..owner
+        }]
+    });
+    Ok(Some(to_json(&Namespace {
+        metadata: ObjectMeta {
+            name: Some(spec.namespace.name.clone()),
+            labels: Some(labels),
+            owner_references,
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    })))
 }
 
 /// The generated ResourceClaimTemplate for `access` (none for a user's template or other modes),

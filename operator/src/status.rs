@@ -6,7 +6,7 @@ use crds::{DraStatus, GpuDiagnosticsConfigStatus, NodeProblem, ObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
-use crate::mode::{Issue, IssueReason, Resolution};
+use crate::access::{Issue, IssueReason, Resolution};
 
 /// Condition type: a GPU access method was resolved.
 pub const GPU_ACCESS_RESOLVED: &str = "GpuAccessResolved";
@@ -164,7 +164,7 @@ pub fn compute(
 
     GpuDiagnosticsConfigStatus {
         observed_generation: input.generation,
-        mode: resolution.access.as_ref().map(|a| a.mode()),
+        mode: resolution.access.as_ref().map(|a| a.method()),
         reason: resolution.message.clone(),
         conditions: vec![resolved, ready, degraded],
         daemon_set: input.daemon_set.and_then(|ds| {

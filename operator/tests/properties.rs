@@ -1,18 +1,18 @@
 //! Properties of the operator's pure core over generated specs and cluster facts (proptest):
-//! resolve_mode is total and its message names the facts behind its reason; a reconcile over
+//! resolve_access is total and its message names the facts behind its reason; a reconcile over
 //! unchanged facts has nothing to apply; status::compute is idempotent.
 
+use operator::access::{ResolutionReason, resolve_access};
 use operator::facts::ClusterFacts;
 use operator::harness::{
     FACT_BYTES, config, decide, facts_from_bytes, rendered_objects, status_at,
 };
-use operator::mode::{ResolutionReason, resolve_mode};
 use operator::{apply, dra::DraVersion};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 /// Specs as users write them, valid or not (`enabled` flags that contradict `mode` included:
-/// the API server's CEL rules refuse those, but resolve_mode must still answer).
+/// the API server's CEL rules refuse those, but resolve_access must still answer).
 fn spec() -> impl Strategy<Value = crds::GpuDiagnosticsConfigSpec> {
     let flag = || prop_oneof![Just(Value::Null), Just(json!(true)), Just(json!(false))];
     (
@@ -67,7 +67,7 @@ proptest! {
 
     #[test]
     fn resolve_mode_is_total_and_names_the_facts_behind_its_reason(spec in spec(), facts in facts()) {
-        let resolution = resolve_mode(&spec, &facts);
+        let resolution = resolve_access(&spec, &facts);
         let m = &resolution.message;
         prop_assert!(!m.is_empty());
         let rc = spec.gpu.runtime_class.name.as_str();

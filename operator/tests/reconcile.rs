@@ -160,7 +160,7 @@ async fn runtime_class_mode_is_applied_once_then_left_alone() {
         "applied objects carry their content hash"
     );
     let status = status_of(&fake, "default");
-    assert_eq!(status.mode, Some(crds::AccessMode::RuntimeClass));
+    assert_eq!(status.mode, Some(crds::AccessMethod::RuntimeClass));
     assert_eq!(
         condition(&status, "GpuAccessResolved").1,
         "RuntimeClassFound"
@@ -275,7 +275,7 @@ async fn dra_admin_access_is_probed_applied_and_verified() {
         json!([{"name": "gpu", "resourceClaimTemplateName": DS}])
     );
     let status = status_of(&fake, "default");
-    assert_eq!(status.mode, Some(crds::AccessMode::Dra));
+    assert_eq!(status.mode, Some(crds::AccessMethod::Dra));
     let dra = status.dra.unwrap();
     assert_eq!(
         (dra.api_version.as_str(), dra.admin_access),
@@ -357,17 +357,37 @@ async fn admin_access_dropped_at_store_time_is_caught_by_reading_back() {
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
 
-    run(&fake, &ctx, "default").await.unwrap();
-    let template_writes: Vec<String> = fake
-        .writes()
-        .into_iter()
-        .filter(|w| w.contains("resourceclaimtemplates"))
-        .collect();
+    let template_writes = |fake: &FakeApi| -> Vec<String> {
+        fake.writes()
+            .into_iter()
+            .filter(|w| w.contains("resourceclaimtemplates"))
+            .collect()
+    };
+    // One pass applies one resolution: the admin template. Reading it back shows the drop, which
+    // is reported and remembered, and the config is requeued at once.
+    let action = run(&fake, &ctx, "default").await.unwrap();
     assert_eq!(
-        template_writes.len(),
-        2,
-        "the admin template, then the fallback: {template_writes:?}"
+        template_writes(&fake),
+        ["PATCH resourceclaimtemplates gpu-diagnostics/k8s-mcp-agent-default"],
+        "the admin template"
     );
+    assert_eq!(action, Action::requeue(Duration::ZERO));
+    let (_, reason, message) = condition(&status_of(&fake, "default"), "Degraded");
+    assert_eq!(reason, "AdminAccessUnavailable");
+    assert!(message.contains(
+        "dropped adminAccess from ResourceClaimTemplate gpu-diagnostics/k8s-mcp-agent-default"
+    ));
+    assert!(message.contains("falls back to a one-device claim"), "{message}");
+
+    // The next pass resolves with the remembered answer: the fallback, without a probe.
+    fake.clear_log();
+    run(&fake, &ctx, "default").await.unwrap();
+    assert_eq!(
+        template_writes(&fake),
+        ["PATCH resourceclaimtemplates gpu-diagnostics/k8s-mcp-agent-default"],
+        "the fallback"
+    );
+    assert!(!fake.requests().iter().any(|r| r.query.contains("dryRun")));
     let template = template(&fake).unwrap();
     assert_eq!(
         template["spec"]["spec"]["devices"]["requests"][0]["exactly"]["allocationMode"],

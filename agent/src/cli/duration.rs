@@ -4,13 +4,7 @@ use std::time::Duration;
 
 /// Parses `500ms`, `30s`, `10m`, `1h`, `1h30m` or a bare number of seconds (the operator's flag
 /// syntax, through the one parser in `gpu_fixture`) and refuses zero, which no flag here means.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = gpu_fixture::parse_duration(text)?;
-    if duration.is_zero() {
-        return Err(format!("{:?} must be a positive duration", text.trim()));
-    }
-    Ok(duration)
-}
+pub use gpu_fixture::parse_positive_duration as parse_duration;
 
 /// The duration in whole seconds, for tool arguments counted in seconds; `flag` names the option in
 /// the error.

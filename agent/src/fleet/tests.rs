@@ -15,7 +15,7 @@ use super::*;
 use crate::gpu::DataSource;
 use crate::gpu::mock::MockBackend;
 use crate::server::transport::{LineTransport, TransportLimits};
-use crate::server::{AgentMode, GpuDiagServer, KernelLogSource, ServerOptions};
+use crate::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
 
 /// What exec into one pod does.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ fn agent_stream(
         mock.clone(),
         ServerOptions {
             node_name: Some(node.to_owned()),
-            mode: AgentMode::ReadOnly,
+            mode: ToolPermission::ReadOnly,
             backend_timeout: Duration::from_secs(10),
             kernel_log: KernelLogSource::Simulated(mock),
             history_dir: None,

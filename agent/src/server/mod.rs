@@ -35,13 +35,12 @@ pub use tools::{
 pub(crate) use tools::{TOOLS as NODE_TOOLS, ToolSpec};
 use tools::{TOOLS, parse_args, structured};
 
-/// What the agent may do: `read-only` (the default) or `operator`, kept for future mutating tools.
+/// What the agent's tools may do (`--mode`): only `read-only`, the one permission any tool needs
+/// until tools that change GPU state exist; the original chart's `--mode=read-only` keeps working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AgentMode {
+pub enum ToolPermission {
     #[value(name = "read-only")]
     ReadOnly,
-    #[value(name = "operator")]
-    Operator,
 }
 
 /// Settings of one server process.
@@ -49,7 +48,7 @@ pub enum AgentMode {
 pub struct ServerOptions {
     /// The Kubernetes node the agent runs on (`NODE_NAME`).
     pub node_name: Option<String>,
-    pub mode: AgentMode,
+    pub mode: ToolPermission,
     /// Longest a backend call may take before the tool reports the GPU or driver as hung.
     pub backend_timeout: Duration,
     /// Where the kernel log (Xid errors) is read from.
@@ -232,8 +231,7 @@ impl ServerHandler for GpuDiagServer {
         .with_instructions(format!(
             "{INSTRUCTIONS} This agent runs in {} mode; every tool it offers only reads.",
             match self.inner.opts.mode {
-                AgentMode::ReadOnly => "read-only",
-                AgentMode::Operator => "operator",
+                ToolPermission::ReadOnly => "read-only",
             }
         ))
     }

@@ -8,10 +8,10 @@ use kube::ResourceExt;
 use tracing::debug;
 
 use super::Context;
+use crate::access::{Claim, GpuAccess, Resolution};
 use crate::dra::{self, DraVersion};
 use crate::error::{Error, Result, status_code};
 use crate::facts::{AdminAccess, ClusterFacts};
-use crate::mode::{Claim, GpuAccess, Resolution};
 use crate::observe::Observed;
 use crate::render::{self};
 use crate::{apply, names};

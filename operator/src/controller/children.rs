@@ -12,33 +12,34 @@ use serde_json::Value;
 use tracing::info;
 
 use super::Context;
+use crate::access::{GpuAccess, Issue, IssueReason, Resolution};
 use crate::dra::{self, DraVersion};
 use crate::error::{Error, Result, status_code};
 use crate::kube_api::resource_of;
-use crate::mode::{GpuAccess, Issue, IssueReason, Resolution};
 use crate::observe::Observed;
-use crate::render::{self, DRA_ADMIN_LABELS, POD_SECURITY_LABELS};
+use crate::render::{self, DRA_ADMIN_LABELS, Desired, POD_SECURITY_LABELS};
 use crate::{apply, names};
 
-/// Creates/labels the namespace (`namespace.create`), or checks the existing one. Returns whether
-/// namespaced objects can be applied.
+/// Creates/labels the namespace (`namespace.create`; `namespace` is its rendering), or checks the
+/// existing one. Returns whether namespaced objects can be applied.
 pub(super) async fn ensure_namespace(
     ctx: &Context,
     config: &GpuDiagnosticsConfig,
     resolution: &Resolution,
+    namespace: Option<Value>,
     observed: &mut Observed,
     issues: &mut Vec<Issue>,
 ) -> Result<bool> {
     let name = config.name_any();
     let spec = &config.spec;
-    let namespace = spec.namespace.name.as_str();
+    let namespace_name = spec.namespace.name.as_str();
     if !spec.namespace.create {
         let Some(live) = &observed.namespace else {
             issues.push(Issue {
                 reason: IssueReason::NamespaceMissing,
                 message: format!(
-                    "namespace.create is false and namespace \"{namespace}\" does not exist: create it \
-                     (`kubectl create namespace {namespace}`) or set namespace.create=true"
+                    "namespace.create is false and namespace \"{namespace_name}\" does not exist: create it \
+                     (`kubectl create namespace {namespace_name}`) or set namespace.create=true"
                 ),
             });
             return Ok(false);
@@ -46,14 +47,7 @@ pub(super) async fn ensure_namespace(
         issues.extend(namespace_label_issues(spec, resolution, live));
         return Ok(true);
     }
-    // Co-own a namespace the operator created for any config (so deleting one config does not
-    // delete another's agent); never adopt one somebody else created.
-    let owned = observed
-        .namespace
-        .as_ref()
-        .is_none_or(apply::is_owned_by_a_config);
-    let desired = render::render(config, resolution, owned, &ctx.settings.operator_version)?;
-    if let Some(object) = desired.namespace {
+    if let Some(object) = namespace {
         let key = names::namespace_hash_annotation(&name);
         let stamped = apply::stamp_as(object, &key);
         if !apply::up_to_date_as(&stamped, observed.namespace.as_ref(), &key) {
@@ -62,7 +56,7 @@ pub(super) async fn ensure_namespace(
                 .apply(
                     &resource_of::<Namespace>(),
                     None,
-                    namespace,
+                    namespace_name,
                     &stamped,
                     &names::namespace_field_manager(&name),
                     false,
@@ -111,139 +105,210 @@ pub(super) fn namespace_label_issues(
     issues
 }
 
-/// Applies what differs, deletes what is no longer wanted, and records the stored objects in
+/// Applies what differs among `desired`'s namespaced and cluster objects (its namespace is
+/// already ensured), deletes what is no longer wanted, and records the stored objects in
 /// `observed`. Objects with the operator's names that it did not write are left alone and
 /// reported.
 pub(super) async fn apply_children(
     ctx: &Context,
     config: &GpuDiagnosticsConfig,
     resolution: &Resolution,
+    desired: Desired,
     observed: &mut Observed,
     issues: &mut Vec<Issue>,
 ) -> Result<()> {
-    let name = config.name_any();
-    let namespace = config.spec.namespace.name.clone();
-    let ns = Some(namespace.as_str());
-    let desired = render::render(config, resolution, false, &ctx.settings.operator_version)?;
+    let target = Target {
+        ctx,
+        config: config.name_any(),
+        namespace: config.spec.namespace.name.clone(),
+    };
+    target
+        .service_account(desired.service_account, observed, issues)
+        .await?;
+    let role = target
+        .owned(
+            &resource_of::<ClusterRole>(),
+            None,
+            desired.cluster_role,
+            observed.cluster_role.as_ref(),
+            issues,
+        )
+        .await?;
+    observed.cluster_role = role.or(observed.cluster_role.take());
+    let binding = target
+        .owned(
+            &resource_of::<ClusterRoleBinding>(),
+            None,
+            desired.cluster_role_binding,
+            observed.cluster_role_binding.as_ref(),
+            issues,
+        )
+        .await?;
+    observed.cluster_role_binding = binding.or(observed.cluster_role_binding.take());
+    target
+        .daemon_set(desired.daemon_set, observed, issues)
+        .await?;
+    // The claim template: owned by the DaemonSet, so written after it.
+    target.claim_template(resolution, observed, issues).await
+}
 
-    // ServiceAccount (and any left behind by a rename).
-    let sa_resource = resource_of::<ServiceAccount>();
-    let wanted_sa = desired.service_account.as_ref().map(object_name);
-    if let Some(sa) = desired.service_account {
-        let sa_name = object_name(&sa);
-        let live = observed
+/// Where one config's objects go.
+struct Target<'a> {
+    ctx: &'a Context,
+    config: String,
+    namespace: String,
+}
+
+impl Target<'_> {
+    fn ns(&self) -> Option<&str> {
+        Some(self.namespace.as_str())
+    }
+
+    async fn owned(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        desired: Value,
+        live: Option<&Value>,
+        issues: &mut Vec<Issue>,
+    ) -> Result<Option<Value>> {
+        ensure_owned(
+            self.ctx,
+            &self.config,
+            resource,
+            namespace,
+            desired,
+            live,
+            issues,
+        )
+        .await
+    }
+
+    /// The ServiceAccount, and any left behind by a rename.
+    async fn service_account(
+        &self,
+        desired: Option<Value>,
+        observed: &mut Observed,
+        issues: &mut Vec<Issue>,
+    ) -> Result<()> {
+        let resource = resource_of::<ServiceAccount>();
+        let wanted = desired.as_ref().map(object_name);
+        if let Some(sa) = desired {
+            let sa_name = object_name(&sa);
+            let live = observed
+                .service_accounts
+                .iter()
+                .find(|s| object_name(s) == sa_name)
+                .cloned();
+            if let Some(stored) =
+                ensure(self.ctx, &resource, self.ns(), sa, live.as_ref(), issues).await?
+            {
+                observed
+                    .service_accounts
+                    .retain(|s| object_name(s) != sa_name);
+                observed.service_accounts.push(stored);
+            }
+        }
+        let stale: Vec<String> = observed
             .service_accounts
             .iter()
-            .find(|s| object_name(s) == sa_name)
-            .cloned();
-        if let Some(stored) = ensure(ctx, &sa_resource, ns, sa, live.as_ref(), issues).await? {
+            .map(object_name)
+            .filter(|n| Some(n) != wanted.as_ref())
+            .collect();
+        for sa_name in stale {
+            delete(self.ctx, &resource, self.ns(), &sa_name).await?;
             observed
                 .service_accounts
                 .retain(|s| object_name(s) != sa_name);
-            observed.service_accounts.push(stored);
         }
-    }
-    let stale: Vec<String> = observed
-        .service_accounts
-        .iter()
-        .map(object_name)
-        .filter(|n| Some(n) != wanted_sa.as_ref())
-        .collect();
-    for sa_name in stale {
-        delete(ctx, &sa_resource, ns, &sa_name).await?;
-        observed
-            .service_accounts
-            .retain(|s| object_name(s) != sa_name);
+        Ok(())
     }
 
-    // The agent's RBAC.
-    let role = ensure_owned(
-        ctx,
-        &name,
-        &resource_of::<ClusterRole>(),
-        None,
-        desired.cluster_role,
-        observed.cluster_role.as_ref(),
-        issues,
-    )
-    .await?;
-    observed.cluster_role = role.or(observed.cluster_role.take());
-    let binding = ensure_owned(
-        ctx,
-        &name,
-        &resource_of::<ClusterRoleBinding>(),
-        None,
-        desired.cluster_role_binding,
-        observed.cluster_role_binding.as_ref(),
-        issues,
-    )
-    .await?;
-    observed.cluster_role_binding = binding.or(observed.cluster_role_binding.take());
-
-    // The DaemonSet.
-    let ds_resource = resource_of::<DaemonSet>();
-    match desired.daemon_set {
-        Some(ds) => {
-            if let Some(stored) = ensure_owned(
-                ctx,
-                &name,
-                &ds_resource,
-                ns,
-                ds,
-                observed.daemon_set.as_ref(),
-                issues,
-            )
-            .await?
-            {
-                observed.daemon_set = Some(stored);
+    /// The DaemonSet: applied, or deleted when no access method was resolved.
+    async fn daemon_set(
+        &self,
+        desired: Option<Value>,
+        observed: &mut Observed,
+        issues: &mut Vec<Issue>,
+    ) -> Result<()> {
+        let resource = resource_of::<DaemonSet>();
+        match desired {
+            Some(ds) => {
+                let live = observed.daemon_set.as_ref();
+                if let Some(stored) = self.owned(&resource, self.ns(), ds, live, issues).await? {
+                    observed.daemon_set = Some(stored);
+                }
             }
-        }
-        None => {
-            if let Some(live) = observed.daemon_set.take() {
-                if apply::is_ours(&live, &name) {
-                    delete(ctx, &ds_resource, ns, &object_name(&live)).await?;
-                } else {
-                    observed.daemon_set = Some(live);
+            None => {
+                if let Some(live) = observed.daemon_set.take() {
+                    if apply::is_ours(&live, &self.config) {
+                        delete(self.ctx, &resource, self.ns(), &object_name(&live)).await?;
+                    } else {
+                        observed.daemon_set = Some(live);
+                    }
                 }
             }
         }
+        Ok(())
     }
 
-    // The claim template: owned by the DaemonSet, so written after it.
-    let our_daemon_set = observed
-        .daemon_set
-        .as_ref()
-        .filter(|ds| apply::is_ours(ds, &name) && resolution.access.is_some());
-    let template = match (&resolution.access, our_daemon_set) {
-        (Some(access), Some(ds)) => {
-            let owner = render::daemon_set_owner(
-                &object_name(ds),
-                ds["metadata"]["uid"].as_str().unwrap_or_default(),
-            );
-            render::render_claim_template(&name, &namespace, access, Some(owner))
-        }
-        _ => None,
-    };
-    // In DRA mode the template lives at the served version; otherwise any left-over one is
-    // removed at the version it was written in (the DaemonSet no longer references it).
-    let template_resource = match &resolution.access {
-        Some(GpuAccess::Dra { version, .. }) => Some(version.resource_claim_templates()),
-        _ => observed.claim_template.as_ref().map(template_resource_of),
-    };
-    if let Some(resource) = template_resource {
+    /// The generated claim template, owned by our DaemonSet. In DRA mode it lives at the served
+    /// version; otherwise any left-over one is removed at the version it was written in (the
+    /// DaemonSet no longer references it).
+    async fn claim_template(
+        &self,
+        resolution: &Resolution,
+        observed: &mut Observed,
+        issues: &mut Vec<Issue>,
+    ) -> Result<()> {
+        let template = self.desired_claim_template(resolution, observed);
+        let resource = match &resolution.access {
+            Some(GpuAccess::Dra { version, .. }) => Some(version.resource_claim_templates()),
+            _ => observed.claim_template.as_ref().map(template_resource_of),
+        };
+        let Some(resource) = resource else {
+            return Ok(());
+        };
         match template {
             Some(template) => {
                 let live = observed.claim_template.as_ref();
-                if let Some(stored) =
-                    ensure_owned(ctx, &name, &resource, ns, template, live, issues).await?
+                if let Some(stored) = self
+                    .owned(&resource, self.ns(), template, live, issues)
+                    .await?
                 {
                     observed.claim_template = Some(stored);
                 }
+                Ok(())
             }
-            None => delete_if_ours(ctx, &name, &resource, ns, &mut observed.claim_template).await?,
+            None => {
+                delete_if_ours(
+                    self.ctx,
+                    &self.config,
+                    &resource,
+                    self.ns(),
+                    &mut observed.claim_template,
+                )
+                .await
+            }
         }
     }
-    Ok(())
+
+    fn desired_claim_template(
+        &self,
+        resolution: &Resolution,
+        observed: &Observed,
+    ) -> Option<Value> {
+        let access = resolution.access.as_ref()?;
+        let ds = observed
+            .daemon_set
+            .as_ref()
+            .filter(|ds| apply::is_ours(ds, &self.config))?;
+        let owner = render::daemon_set_owner(
+            &object_name(ds),
+            ds["metadata"]["uid"].as_str().unwrap_or_default(),
+        );
+        render::render_claim_template(&self.config, &self.namespace, access, Some(owner))
+    }
 }
 
 /// Applies `desired` unless `live` already matches; returns the stored object. An object the API

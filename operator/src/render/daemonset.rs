@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
-use crate::mode::{Claim, GpuAccess};
+use crate::access::{Claim, GpuAccess};
 use crate::names;
 
 /// The taint GPU node pools commonly carry; always tolerated.

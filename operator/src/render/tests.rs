@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mode::{Claim, GpuAccess, Resolution, ResolutionReason};
+use crate::access::{Claim, GpuAccess, Resolution, ResolutionReason};
 
 const VERSION: &str = "0.1.0";
 
@@ -52,7 +52,13 @@ fn dra_admin(version: DraVersion) -> GpuAccess {
 }
 
 fn render_default(access: GpuAccess) -> Desired {
-    render(&config(json!({})), &resolution(Some(access)), true, VERSION).unwrap()
+    render(
+        &config(json!({})),
+        &resolution(Some(access)),
+        NamespaceOwnership::CoOwned,
+        VERSION,
+    )
+    .unwrap()
 }
 
 fn container(desired: &Desired) -> &Value {
@@ -125,7 +131,13 @@ fn claim_templates_follow_the_served_version_and_the_claim_source() {
         render_claim_template("default", "ns", &runtime_class(), None),
         None
     );
-    let desired = render(&config(json!({})), &resolution(Some(user)), true, VERSION).unwrap();
+    let desired = render(
+        &config(json!({})),
+        &resolution(Some(user)),
+        NamespaceOwnership::CoOwned,
+        VERSION,
+    )
+    .unwrap();
     assert_eq!(
         pod(&desired)["resourceClaims"],
         json!([{"name": "gpu", "resourceClaimTemplateName": "mine"}])
@@ -186,7 +198,7 @@ fn kernel_log_adds_syslog_and_a_privileged_pod_security_namespace() {
     let quiet = render(
         &config(json!({"agent": {"kernelLog": false, "kubernetesContext": false}})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -238,7 +250,7 @@ fn host_pid_only_when_asked_and_kubernetes_context_can_be_turned_off() {
         render(
             &config(json!({"agent": agent})),
             &resolution(Some(device_plugin())),
-            true,
+            NamespaceOwnership::CoOwned,
             VERSION,
         )
         .unwrap()
@@ -273,7 +285,7 @@ fn privileged_agent_drops_the_conflicting_escalation_setting() {
     let desired = render(
         &config(json!({"agent": {"privileged": true, "kernelLog": false}})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -290,7 +302,13 @@ fn privileged_agent_drops_the_conflicting_escalation_setting() {
 fn dra_admin_resolution_labels_the_namespace_for_both_releases() {
     let mut resolution = resolution(Some(dra_admin(DraVersion::V1)));
     resolution.namespace_admin_labels = true;
-    let desired = render(&config(json!({})), &resolution, true, VERSION).unwrap();
+    let desired = render(
+        &config(json!({})),
+        &resolution,
+        NamespaceOwnership::CoOwned,
+        VERSION,
+    )
+    .unwrap();
     let labels = &desired.namespace.as_ref().unwrap()["metadata"]["labels"];
     assert_eq!(labels["resource.k8s.io/admin-access"], "true");
     assert_eq!(labels["resource.kubernetes.io/admin-access"], "true");
@@ -301,7 +319,7 @@ fn a_pre_existing_namespace_is_labelled_but_not_adopted() {
     let desired = render(
         &config(json!({})),
         &resolution(Some(runtime_class())),
-        false,
+        NamespaceOwnership::Foreign,
         VERSION,
     )
     .unwrap();
@@ -312,7 +330,7 @@ fn a_pre_existing_namespace_is_labelled_but_not_adopted() {
     let not_created = render(
         &config(json!({"namespace": {"create": false, "name": "shared"}})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -330,7 +348,7 @@ fn user_tolerations_are_added_to_the_gpu_toleration() {
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
             {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}]})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -351,7 +369,7 @@ fn device_plugin_limit_joins_the_user_resources() {
             resource: "nvidia.com/gpu".into(),
             count: 2,
         })),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -385,7 +403,7 @@ fn service_account_settings_follow_the_chart() {
     let existing = render(
         &config(json!({"serviceAccount": {"create": false}})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -399,7 +417,7 @@ fn service_account_settings_follow_the_chart() {
     let named = render(
         &config(json!({"serviceAccount": {"name": "gpu-agent", "annotations": {"iam": "role"}}})),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -417,11 +435,11 @@ fn passthrough_settings_reach_the_pod() {
             "podAnnotations": {"team": "gpu"},
             "podLabels": {"tier": "diag", "app.kubernetes.io/name": "mine"},
             "nodeSelector": {},
-            "agent": {"mode": "operator", "logLevel": "debug"},
+            "agent": {"mode": "read-only", "logLevel": "debug"},
             "image": {"pullPolicy": "Always"}
         })),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -443,13 +461,19 @@ fn passthrough_settings_reach_the_pod() {
     let container = &pod["containers"][0];
     assert_eq!(container["imagePullPolicy"], "Always");
     let env = container["env"].as_array().unwrap();
-    assert!(env.contains(&json!({"name": "AGENT_MODE", "value": "operator"})));
+    assert!(env.contains(&json!({"name": "AGENT_MODE", "value": "read-only"})));
     assert!(env.contains(&json!({"name": "AGENT_LOG_LEVEL", "value": "debug"})));
 }
 
 #[test]
 fn no_access_method_means_no_daemon_set_but_rbac_stays() {
-    let desired = render(&config(json!({})), &resolution(None), true, VERSION).unwrap();
+    let desired = render(
+        &config(json!({})),
+        &resolution(None),
+        NamespaceOwnership::CoOwned,
+        VERSION,
+    )
+    .unwrap();
     assert_eq!(desired.daemon_set, None);
     assert!(desired.service_account.is_some());
     assert_eq!(
@@ -468,7 +492,13 @@ fn objects_read_from_nowhere_are_refused() {
     let mut config = config(json!({}));
     config.metadata.uid = None;
     assert_eq!(
-        render(&config, &resolution(None), true, VERSION).unwrap_err(),
+        render(
+            &config,
+            &resolution(None),
+            NamespaceOwnership::CoOwned,
+            VERSION
+        )
+        .unwrap_err(),
         RenderError::MissingMetadata("uid")
     );
 }
@@ -504,7 +534,7 @@ fn the_flight_recorder_gets_a_memory_volume_and_its_settings() {
     let desired = render(
         &config(spec),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();
@@ -516,7 +546,7 @@ fn the_flight_recorder_gets_a_memory_volume_and_its_settings() {
     let desired = render(
         &config(spec),
         &resolution(Some(runtime_class())),
-        true,
+        NamespaceOwnership::CoOwned,
         VERSION,
     )
     .unwrap();

@@ -1,11 +1,11 @@
 //! Status computation: conditions, counters, and stability (no change, no new timestamps).
 
-use crds::{AccessMode, NodeProblemReason};
+use crds::{AccessMethod, NodeProblemReason};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::mode::{GpuAccess, ResolutionReason};
+use crate::access::{GpuAccess, ResolutionReason};
 
 fn time(text: &str) -> Time {
     Time(text.parse::<Timestamp>().unwrap())
@@ -73,7 +73,7 @@ fn a_healthy_config_reports_mode_ready_and_not_degraded() {
         &time("2026-03-01T12:00:00Z"),
     );
     insta::assert_yaml_snapshot!(status);
-    assert_eq!(status.mode, Some(AccessMode::RuntimeClass));
+    assert_eq!(status.mode, Some(AccessMethod::RuntimeClass));
     assert_eq!(condition(&status, READY).status, "True");
     assert_eq!(condition(&status, DEGRADED).status, "False");
 }

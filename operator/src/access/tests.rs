@@ -387,7 +387,7 @@ fn cases() -> Vec<Case> {
 fn resolves_every_case_of_the_table() {
     let mut failures = Vec::new();
     for case in cases() {
-        let got = describe(&resolve_mode(&spec(case.spec.clone()), &case.facts));
+        let got = describe(&resolve_access(&spec(case.spec.clone()), &case.facts));
         let expect = case.expect.split_whitespace().collect::<Vec<_>>().join(" ");
         if got != expect {
             failures.push(format!(
@@ -404,7 +404,7 @@ fn messages_tell_the_user_why_and_what_to_do() {
     let messages: Vec<(String, String)> = cases()
         .into_iter()
         .map(|case| {
-            let resolution = resolve_mode(&spec(case.spec), &case.facts);
+            let resolution = resolve_access(&spec(case.spec), &case.facts);
             let issues: Vec<String> = resolution
                 .issues
                 .iter()
@@ -431,7 +431,7 @@ fn the_unresolved_message_names_everything_that_was_looked_for() {
         },
         vec![node("a", 0, None)],
     );
-    let message = resolve_mode(&spec(json!({})), &facts).message;
+    let message = resolve_access(&spec(json!({})), &facts).message;
     assert!(message.contains("no RuntimeClass \"nvidia\""), "{message}");
     assert!(message.contains("only as v1alpha3"), "{message}");
     assert!(
@@ -454,19 +454,19 @@ fn the_chart_flags_fold_into_a_requested_mode() {
         ),
         (
             json!({"gpu": {"runtimeClass": {"enabled": true}}}),
-            Requested::Explicit(AccessMode::RuntimeClass),
+            Requested::Explicit(AccessMethod::RuntimeClass),
         ),
         (
             json!({"gpu": {"resourceRequest": {"enabled": true}}}),
-            Requested::Explicit(AccessMode::DevicePlugin),
+            Requested::Explicit(AccessMethod::DevicePlugin),
         ),
         (
             json!({"gpu": {"resourceClaim": {"enabled": true}}}),
-            Requested::Explicit(AccessMode::Dra),
+            Requested::Explicit(AccessMethod::Dra),
         ),
         (
             json!({"gpu": {"mode": "DRA", "runtimeClass": {"enabled": true}}}),
-            Requested::Explicit(AccessMode::Dra),
+            Requested::Explicit(AccessMethod::Dra),
         ),
     ];
     for (value, expected) in cases {
@@ -479,7 +479,7 @@ fn admin_labels_do_not_depend_on_the_probe_result() {
     // The namespace labels must stay put whether the probe says yes or no, or they would flap.
     let base = with_dra(bare(), DraVersion::V1, true);
     for admin in [AdminAccess::Unknown, AdminAccess::Usable, dropped()] {
-        let resolution = resolve_mode(&spec(json!({})), &with_admin(base.clone(), admin.clone()));
+        let resolution = resolve_access(&spec(json!({})), &with_admin(base.clone(), admin.clone()));
         assert!(resolution.namespace_admin_labels, "{admin:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! The search behind [`super::resolve_mode`]: `Auto`'s ordered candidates and the explicit modes'
+//! The search behind [`super::resolve_access`]: `Auto`'s ordered candidates and the explicit modes'
 //! prerequisite checks, each producing a `Resolution` with a message a human can act on.
 
 use crds::GpuDiagnosticsConfigSpec;

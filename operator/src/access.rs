@@ -1,5 +1,5 @@
 //! Mode resolution: which GPU access method the agent uses, decided from the spec and the
-//! gathered `ClusterFacts` alone (pure; every branch is tested in `mode/tests.rs`).
+//! gathered `ClusterFacts` alone (pure; every branch is tested in `access/tests.rs`).
 //!
 //! `Auto` tries, in order: (1) the RuntimeClass exists → RuntimeClass; (2) DRA is served, the
 //! DeviceClass exists and admin access is usable → DRA with admin access; (3) a selected node
@@ -7,7 +7,7 @@
 //! one-device request; (5) nothing → no DaemonSet, and a message naming what was looked for.
 //! Explicit modes skip the search but report a missing prerequisite.
 
-use crds::{AccessMode, GpuDiagnosticsConfigSpec, GpuMode};
+use crds::{AccessMethod, AccessMethodChoice, GpuDiagnosticsConfigSpec};
 
 use crate::dra::{DeviceRequest, DraVersion};
 use crate::facts::ClusterFacts;
@@ -58,12 +58,12 @@ pub enum GpuAccess {
 }
 
 impl GpuAccess {
-    /// The status/metrics name of the method.
-    pub fn mode(&self) -> AccessMode {
+    /// The method without its details (`status.mode`, the metrics label).
+    pub fn method(&self) -> AccessMethod {
         match self {
-            GpuAccess::RuntimeClass { .. } => AccessMode::RuntimeClass,
-            GpuAccess::DevicePlugin { .. } => AccessMode::DevicePlugin,
-            GpuAccess::Dra { .. } => AccessMode::Dra,
+            GpuAccess::RuntimeClass { .. } => AccessMethod::RuntimeClass,
+            GpuAccess::DevicePlugin { .. } => AccessMethod::DevicePlugin,
+            GpuAccess::Dra { .. } => AccessMethod::Dra,
         }
     }
 }
@@ -178,7 +178,7 @@ pub enum Requested {
     /// Search.
     Auto,
     /// Use this method.
-    Explicit(AccessMode),
+    Explicit(AccessMethod),
 }
 
 /// The requested mode: `gpu.mode` when not `Auto`, else the first `enabled: true` flag (the CRD's
@@ -186,30 +186,30 @@ pub enum Requested {
 pub fn requested(spec: &GpuDiagnosticsConfigSpec) -> Requested {
     let gpu = &spec.gpu;
     match gpu.mode {
-        GpuMode::RuntimeClass => Requested::Explicit(AccessMode::RuntimeClass),
-        GpuMode::DevicePlugin => Requested::Explicit(AccessMode::DevicePlugin),
-        GpuMode::Dra => Requested::Explicit(AccessMode::Dra),
-        GpuMode::Auto if gpu.runtime_class.enabled == Some(true) => {
-            Requested::Explicit(AccessMode::RuntimeClass)
+        AccessMethodChoice::RuntimeClass => Requested::Explicit(AccessMethod::RuntimeClass),
+        AccessMethodChoice::DevicePlugin => Requested::Explicit(AccessMethod::DevicePlugin),
+        AccessMethodChoice::Dra => Requested::Explicit(AccessMethod::Dra),
+        AccessMethodChoice::Auto if gpu.runtime_class.enabled == Some(true) => {
+            Requested::Explicit(AccessMethod::RuntimeClass)
         }
-        GpuMode::Auto if gpu.resource_request.enabled == Some(true) => {
-            Requested::Explicit(AccessMode::DevicePlugin)
+        AccessMethodChoice::Auto if gpu.resource_request.enabled == Some(true) => {
+            Requested::Explicit(AccessMethod::DevicePlugin)
         }
-        GpuMode::Auto if gpu.resource_claim.enabled == Some(true) => {
-            Requested::Explicit(AccessMode::Dra)
+        AccessMethodChoice::Auto if gpu.resource_claim.enabled == Some(true) => {
+            Requested::Explicit(AccessMethod::Dra)
         }
-        GpuMode::Auto => Requested::Auto,
+        AccessMethodChoice::Auto => Requested::Auto,
     }
 }
 
 /// Resolves the GPU access method for `spec` on a cluster described by `facts`.
-pub fn resolve_mode(spec: &GpuDiagnosticsConfigSpec, facts: &ClusterFacts) -> Resolution {
+pub fn resolve_access(spec: &GpuDiagnosticsConfigSpec, facts: &ClusterFacts) -> Resolution {
     let search = Search { spec, facts };
     match requested(spec) {
         Requested::Auto => search.auto(),
-        Requested::Explicit(AccessMode::RuntimeClass) => search.explicit_runtime_class(),
-        Requested::Explicit(AccessMode::DevicePlugin) => search.explicit_device_plugin(),
-        Requested::Explicit(AccessMode::Dra) => search.explicit_dra(),
+        Requested::Explicit(AccessMethod::RuntimeClass) => search.explicit_runtime_class(),
+        Requested::Explicit(AccessMethod::DevicePlugin) => search.explicit_device_plugin(),
+        Requested::Explicit(AccessMethod::Dra) => search.explicit_dra(),
     }
 }
 
