@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crds::{NodeProblem, NodeProblemReason};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod, PodStatus};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::access::{GpuAccess, Issue, IssueReason};
@@ -71,127 +71,154 @@ pub fn node_problems(input: &ProblemInput<'_>) -> Vec<NodeProblem> {
     problems
 }
 
+/// The first problem of one agent pod, checked from the earliest stage of its life (scheduling)
+/// to the latest (readiness).
 fn pod_problem(input: &ProblemInput<'_>, pod: &Pod) -> Option<NodeProblem> {
-    let name = pod.metadata.name.clone()?;
-    let node = pod_node(pod)?;
-    let status = pod.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-    let ns = input.namespace;
-    let problem = |reason, message: String, fix: String| NodeProblem {
-        node: node.clone(),
-        pod: Some(name.clone()),
-        reason,
-        message: truncate(message),
-        fix,
+    let checked = CheckedPod {
+        input,
+        pod,
+        name: pod.metadata.name.clone()?,
+        node: pod_node(pod)?,
+        status: pod.status.as_ref(),
     };
+    checked
+        .unschedulable()
+        .or_else(|| checked.sandbox_failed())
+        .or_else(|| checked.container_waiting())
+        .or_else(|| checked.not_ready())
+}
 
-    let unschedulable = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| {
+/// One agent pod under examination.
+struct CheckedPod<'a> {
+    input: &'a ProblemInput<'a>,
+    pod: &'a Pod,
+    name: String,
+    node: String,
+    status: Option<&'a PodStatus>,
+}
+
+impl CheckedPod<'_> {
+    fn problem(&self, reason: NodeProblemReason, message: String, fix: String) -> NodeProblem {
+        NodeProblem {
+            node: self.node.clone(),
+            pod: Some(self.name.clone()),
+            reason,
+            message: truncate(message),
+            fix,
+        }
+    }
+
+    fn container(&self) -> Option<&ContainerStatus> {
+        self.status?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == crate::names::CONTAINER_NAME)
+    }
+
+    fn unschedulable(&self) -> Option<NodeProblem> {
+        let condition = self.status?.conditions.as_ref()?.iter().find(|c| {
             c.type_ == "PodScheduled"
                 && c.status == "False"
                 && c.reason.as_deref() == Some("Unschedulable")
-        });
-    if let Some(condition) = unschedulable {
-        let fix = match input.access {
+        })?;
+        let fix = match self.input.access {
             Some(GpuAccess::DevicePlugin { resource, .. }) => format!(
                 "free a {resource} on the node, or use an access mode that consumes no GPU (RuntimeClass or DRA \
                  admin access)"
             ),
             _ => "see the scheduler's message: add tolerations for the node's taints (spec.tolerations), lower \
                   spec.resources, or check the DRA claim (`kubectl get resourceclaims -n NAMESPACE`)"
-                .replace("NAMESPACE", ns),
+                .replace("NAMESPACE", self.input.namespace),
         };
-        return Some(problem(
-            NodeProblemReason::Unschedulable,
-            condition
-                .message
-                .clone()
-                .unwrap_or_else(|| "unschedulable".into()),
-            fix,
-        ));
+        Some(
+            self.problem(
+                NodeProblemReason::Unschedulable,
+                condition
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "unschedulable".into()),
+                fix,
+            ),
+        )
     }
 
-    if phase == "Pending"
-        && let Some(event) = latest_event(input.events, pod, "FailedCreatePodSandBox")
-    {
+    fn sandbox_failed(&self) -> Option<NodeProblem> {
+        let phase = self.status.and_then(|s| s.phase.as_deref());
+        if phase.is_some_and(|phase| phase != "Pending") {
+            return None;
+        }
+        let event = latest_event(self.input.events, self.pod, "FailedCreatePodSandBox")?;
         let message = event.message.clone().unwrap_or_default();
-        return Some(match missing_runtime_handler(&message) {
-            Some(handler) => problem(
+        let (ns, name) = (self.input.namespace, &self.name);
+        Some(match missing_runtime_handler(&message) {
+            Some(handler) => self.problem(
                 NodeProblemReason::RuntimeHandlerMissing,
                 format!("the node's container runtime has no handler \"{handler}\": {message}"),
-                runtime_handler_fix(&node, &handler),
+                runtime_handler_fix(&self.node, &handler),
             ),
-            None => problem(
+            None => self.problem(
                 NodeProblemReason::SandboxCreationFailed,
                 message,
                 format!(
                     "see `kubectl describe pod -n {ns} {name}` and the container runtime's logs on the node"
                 ),
             ),
-        });
+        })
     }
 
-    let container = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|statuses| {
-            statuses
-                .iter()
-                .find(|c| c.name == crate::names::CONTAINER_NAME)
-        });
-    if let Some(waiting) = container
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.waiting.as_ref())
-    {
+    fn container_waiting(&self) -> Option<NodeProblem> {
+        let waiting = self.container()?.state.as_ref()?.waiting.as_ref()?;
         let reason = waiting.reason.as_deref().unwrap_or_default();
         let detail = waiting.message.clone().unwrap_or_else(|| reason.to_owned());
+        let (ns, name) = (self.input.namespace, &self.name);
         match reason {
-            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
-                return Some(problem(
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => Some(
+                self.problem(
                     NodeProblemReason::ImagePullFailed,
                     format!("{reason}: {detail}"),
                     "check spec.image (repository, tag, pullPolicy) and spec.imagePullSecrets"
                         .into(),
-                ));
-            }
-            "CrashLoopBackOff" => {
-                return Some(problem(
-                    NodeProblemReason::CrashLooping,
-                    "the agent container keeps exiting".into(),
-                    format!("see `kubectl logs -n {ns} {name} --previous`"),
-                ));
-            }
+                ),
+            ),
+            "CrashLoopBackOff" => Some(self.problem(
+                NodeProblemReason::CrashLooping,
+                "the agent container keeps exiting".into(),
+                format!("see `kubectl logs -n {ns} {name} --previous`"),
+            )),
             "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
-                return Some(problem(
+                Some(self.problem(
                     NodeProblemReason::ContainerConfigError,
                     format!("{reason}: {detail}"),
                     format!("see `kubectl describe pod -n {ns} {name}`"),
-                ));
+                ))
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    let running_since = container
-        .filter(|c| !c.ready)
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.running.as_ref())
-        .and_then(|r| r.started_at.as_ref());
-    if let Some(started) = running_since
-        && input.now.duration_since(started.0) >= NOT_READY_GRACE
-    {
-        return Some(problem(
+    fn not_ready(&self) -> Option<NodeProblem> {
+        let container = self.container().filter(|c| !c.ready)?;
+        let started = container
+            .state
+            .as_ref()?
+            .running
+            .as_ref()?
+            .started_at
+            .as_ref()?;
+        if self.input.now.duration_since(started.0) < NOT_READY_GRACE {
+            return None;
+        }
+        let (ns, name) = (self.input.namespace, &self.name);
+        Some(self.problem(
             NodeProblemReason::NotReady,
             "the agent runs but its readiness check `/agent check` fails".into(),
             format!(
                 "run `kubectl exec -n {ns} {name} -- /agent check` to see why (usually NVML cannot see the GPUs: \
                  check the access mode in status.reason)"
             ),
-        ));
+        ))
     }
-    None
 }
 
 /// The node a DaemonSet pod is bound to, or targets through its node affinity.

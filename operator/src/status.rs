@@ -41,27 +41,71 @@ pub fn compute(
     now: &Time,
 ) -> GpuDiagnosticsConfigStatus {
     let resolution = input.resolution;
-    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let condition = |type_: &str, ok: bool, reason: &str, message: String| {
+    let conditions = Conditions {
+        old: old.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+        generation: input.generation,
+        now,
+    };
+    let rollout = daemon_set_rollout(input.daemon_set);
+    let issues = all_issues(&input, &rollout);
+    let resolved = conditions.make(
+        GPU_ACCESS_RESOLVED,
+        resolution.access.is_some(),
+        resolution.reason.as_str(),
+        resolution.message.clone(),
+    );
+    let ready = ready_condition(&conditions, &input, &rollout);
+    let degraded = degraded_condition(&conditions, &issues);
+    GpuDiagnosticsConfigStatus {
+        observed_generation: input.generation,
+        mode: resolution.access.as_ref().map(|a| a.method()),
+        reason: resolution.message.clone(),
+        conditions: vec![resolved, ready, degraded],
+        daemon_set: input.daemon_set.and_then(|ds| {
+            Some(ObjectRef {
+                namespace: ds["metadata"]["namespace"].as_str()?.to_owned(),
+                name: ds["metadata"]["name"].as_str()?.to_owned(),
+            })
+        }),
+        desired_number_scheduled: rollout.desired,
+        number_ready: rollout.ready,
+        node_problems: input.node_problems,
+        dra: input.dra,
+    }
+}
+
+/// Builds conditions that keep their `lastTransitionTime` while their `status` stays.
+struct Conditions<'a> {
+    old: &'a [Condition],
+    generation: Option<i64>,
+    now: &'a Time,
+}
+
+impl Conditions<'_> {
+    fn make(&self, type_: &str, ok: bool, reason: &str, message: String) -> Condition {
         let status = if ok { "True" } else { "False" };
-        let last_transition_time = old_conditions
+        let last_transition_time = self
+            .old
             .iter()
             .find(|c| c.type_ == type_ && c.status == status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+            .map_or_else(|| self.now.clone(), |c| c.last_transition_time.clone());
         Condition {
             type_: type_.to_owned(),
             status: status.to_owned(),
             reason: reason.to_owned(),
             message,
-            observed_generation: input.generation,
+            observed_generation: self.generation,
             last_transition_time,
         }
-    };
+    }
+}
 
-    let rollout = daemon_set_rollout(input.daemon_set);
-    let mut issues = resolution.issues.clone();
-    issues.extend(input.issues);
-    if resolution.access.is_some() && input.daemon_set.is_some() {
+/// The resolution's issues, the reconcile's, and those the rollout and node problems show, most
+/// severe first, without duplicates.
+fn all_issues(input: &StatusInput<'_>, rollout: &Rollout) -> Vec<Issue> {
+    let mut issues = input.resolution.issues.clone();
+    issues.extend(input.issues.iter().cloned());
+    if input.resolution.access.is_some() && input.daemon_set.is_some() {
         if input.selected_nodes == 0 {
             issues.push(Issue {
                 reason: IssueReason::NoMatchingNodes,
@@ -97,27 +141,28 @@ pub fn compute(
     }
     issues.sort();
     issues.dedup();
+    issues
+}
 
-    let resolved = condition(
-        GPU_ACCESS_RESOLVED,
-        resolution.access.is_some(),
-        resolution.reason.as_str(),
-        resolution.message.clone(),
-    );
-    let ready = match (&resolution.access, input.daemon_set) {
-        (None, _) => condition(
+fn ready_condition(
+    conditions: &Conditions<'_>,
+    input: &StatusInput<'_>,
+    rollout: &Rollout,
+) -> Condition {
+    match (&input.resolution.access, input.daemon_set) {
+        (None, _) => conditions.make(
             READY,
             false,
             "NoDaemonSet",
             "no GPU access method, so no agent DaemonSet".into(),
         ),
-        (Some(_), None) => condition(
+        (Some(_), None) => conditions.make(
             READY,
             false,
             "NoDaemonSet",
             "the agent DaemonSet is not created".into(),
         ),
-        (Some(_), Some(_)) if !rollout.observed => condition(
+        (Some(_), Some(_)) if !rollout.observed => conditions.make(
             READY,
             false,
             "RolloutInProgress",
@@ -126,7 +171,7 @@ pub fn compute(
         (Some(_), Some(_))
             if rollout.updated < rollout.desired || rollout.available < rollout.desired =>
         {
-            condition(
+            conditions.make(
                 READY,
                 false,
                 "AgentsNotReady",
@@ -136,15 +181,18 @@ pub fn compute(
                 ),
             )
         }
-        (Some(_), Some(_)) => condition(
+        (Some(_), Some(_)) => conditions.make(
             READY,
             true,
             "AgentsReady",
             format!("{} of {} agent pods ready", rollout.ready, rollout.desired),
         ),
-    };
-    let degraded = match issues.first() {
-        Some(first) => condition(
+    }
+}
+
+fn degraded_condition(conditions: &Conditions<'_>, issues: &[Issue]) -> Condition {
+    match issues.first() {
+        Some(first) => conditions.make(
             DEGRADED,
             true,
             first.reason.as_str(),
@@ -154,29 +202,12 @@ pub fn compute(
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        None => condition(
+        None => conditions.make(
             DEGRADED,
             false,
             "AsExpected",
             "nothing needs attention".into(),
         ),
-    };
-
-    GpuDiagnosticsConfigStatus {
-        observed_generation: input.generation,
-        mode: resolution.access.as_ref().map(|a| a.method()),
-        reason: resolution.message.clone(),
-        conditions: vec![resolved, ready, degraded],
-        daemon_set: input.daemon_set.and_then(|ds| {
-            Some(ObjectRef {
-                namespace: ds["metadata"]["namespace"].as_str()?.to_owned(),
-                name: ds["metadata"]["name"].as_str()?.to_owned(),
-            })
-        }),
-        desired_number_scheduled: rollout.desired,
-        number_ready: rollout.ready,
-        node_problems: input.node_problems,
-        dra: input.dra,
     }
 }
 

@@ -377,7 +377,10 @@ async fn admin_access_dropped_at_store_time_is_caught_by_reading_back() {
     assert!(message.contains(
         "dropped adminAccess from ResourceClaimTemplate gpu-diagnostics/k8s-mcp-agent-default"
     ));
-    assert!(message.contains("falls back to a one-device claim"), "{message}");
+    assert!(
+        message.contains("falls back to a one-device claim"),
+        "{message}"
+    );
 
     // The next pass resolves with the remembered answer: the fallback, without a probe.
     fake.clear_log();

@@ -5,7 +5,7 @@ use crds::GpuDiagnosticsConfigSpec;
 
 use super::{Claim, GpuAccess, Issue, IssueReason, Resolution, ResolutionReason};
 use crate::dra::{DeviceRequest, DraVersion};
-use crate::facts::{AdminAccess, ClusterFacts, UserTemplate};
+use crate::facts::{AdminAccess, ClusterFacts, DraFacts, UserTemplate};
 
 /// A DRA candidate found while searching.
 struct DraCandidate {
@@ -36,113 +36,75 @@ impl Search<'_> {
         &self.spec.gpu.resource_claim.device_class_name
     }
 
+    /// `Auto`: the first candidate the cluster supports, in the order of the module doc; `tried`
+    /// collects why each earlier one was skipped, for the message.
     pub(super) fn auto(&self) -> Resolution {
-        let gpu = &self.spec.gpu;
         let mut tried: Vec<String> = Vec::new();
-
-        // (1) RuntimeClass.
-        if gpu.runtime_class.enabled == Some(false) {
-            tried.push("RuntimeClass mode is disabled (gpu.runtimeClass.enabled=false)".into());
-        } else {
-            match self.runtime_class_check() {
-                Ok(handler) => {
-                    return self.resolved(
-                        GpuAccess::RuntimeClass {
-                            name: self.runtime_class_name().to_owned(),
-                        },
-                        ResolutionReason::RuntimeClassFound,
-                        format!(
-                            "RuntimeClass \"{}\" exists (handler \"{handler}\"): the NVIDIA runtime gives \
-                             the agent every GPU and consumes none",
-                            self.runtime_class_name()
-                        ),
-                    );
-                }
-                Err(why) => tried.push(why),
-            }
+        if let Some(resolution) = self.auto_runtime_class(&mut tried) {
+            return resolution;
         }
-
-        // (2) DRA with admin access; remember a non-admin DRA candidate for (4).
-        let mut dra_fallback = None;
-        let mut namespace_admin_labels = false;
-        if gpu.resource_claim.enabled == Some(false) {
-            tried.push("DRA mode is disabled (gpu.resourceClaim.enabled=false)".into());
-        } else {
-            match self.dra_candidate() {
-                Err(why) => tried.push(why),
-                Ok(candidate) => {
-                    namespace_admin_labels = candidate.admin || candidate.admin_unusable.is_some();
-                    if candidate.admin {
-                        let needs_probe = candidate.needs_probe;
-                        let message = format!(
-                            "{}DRA admin access ({}, {}) gives the agent every GPU and consumes none",
-                            skipped(&tried),
-                            self.describe_claim(&candidate.claim),
-                            candidate.version.api_version(),
-                        );
-                        let mut resolution = self.resolved(
-                            GpuAccess::Dra {
-                                version: candidate.version,
-                                claim: candidate.claim,
-                            },
-                            ResolutionReason::DraAdminAccessAvailable,
-                            message,
-                        );
-                        resolution.namespace_admin_labels = true;
-                        resolution.needs_admin_probe = needs_probe;
-                        return resolution;
-                    }
-                    tried.push(match (&candidate.admin_unusable, &candidate.claim) {
-                        (Some(why), _) => format!("DRA admin access is unusable: {why}"),
-                        (None, Claim::UserTemplate { name }) => {
-                            format!("ResourceClaimTemplate \"{name}\" requests no admin access")
-                        }
-                        (None, Claim::Inline(_)) => {
-                            "gpu.resourceClaim.spec requests no admin access".into()
-                        }
-                        (None, Claim::Generated(_)) => {
-                            "DRA admin access is turned off (gpu.resourceClaim.adminAccess=false)"
-                                .into()
-                        }
-                    });
-                    dra_fallback = Some(candidate);
-                }
-            }
+        let dra_fallback = match self.auto_dra_admin(&mut tried) {
+            Ok(resolution) => return resolution,
+            Err(fallback) => fallback,
+        };
+        // Admin access was attempted (and found unusable): the namespace keeps its labels.
+        let namespace_admin_labels = dra_fallback
+            .as_ref()
+            .is_some_and(|candidate| candidate.admin_unusable.is_some());
+        if let Some(mut resolution) = self.auto_device_plugin(&mut tried) {
+            resolution.namespace_admin_labels = namespace_admin_labels;
+            return resolution;
         }
-
-        // (3) Device plugin.
-        if gpu.resource_request.enabled == Some(false) {
-            tried.push("device-plugin mode is disabled (gpu.resourceRequest.enabled=false)".into());
-        } else {
-            match self.device_plugin_check() {
-                Ok(found) => {
-                    let count = gpu.resource_request.count;
-                    let mut resolution = self.resolved(
-                        GpuAccess::DevicePlugin {
-                            resource: self.gpu_resource().to_owned(),
-                            count,
-                        },
-                        ResolutionReason::DevicePluginResourceFound,
-                        format!(
-                            "{}{found}, so each agent pod requests {count} {}: taken away from workloads, \
-                             and the agent sees only the GPUs it was given",
-                            skipped(&tried),
-                            self.gpu_resource()
-                        ),
-                    );
-                    resolution.consumes_gpus = true;
-                    resolution.namespace_admin_labels = namespace_admin_labels;
-                    return resolution;
-                }
-                Err(why) => tried.push(why),
-            }
-        }
-
-        // (4) DRA without admin access.
         if let Some(candidate) = dra_fallback {
+            let mut resolution = self.auto_dra_fallback(candidate, &tried);
+            resolution.namespace_admin_labels = namespace_admin_labels;
+            return resolution;
+        }
+        self.auto_found_nothing(&tried)
+    }
+
+    /// (1) The RuntimeClass.
+    fn auto_runtime_class(&self, tried: &mut Vec<String>) -> Option<Resolution> {
+        if self.spec.gpu.runtime_class.enabled == Some(false) {
+            tried.push("RuntimeClass mode is disabled (gpu.runtimeClass.enabled=false)".into());
+            return None;
+        }
+        match self.runtime_class_check() {
+            Ok(handler) => Some(self.resolved(
+                GpuAccess::RuntimeClass {
+                    name: self.runtime_class_name().to_owned(),
+                },
+                ResolutionReason::RuntimeClassFound,
+                format!(
+                    "RuntimeClass \"{}\" exists (handler \"{handler}\"): the NVIDIA runtime gives \
+                     the agent every GPU and consumes none",
+                    self.runtime_class_name()
+                ),
+            )),
+            Err(why) => {
+                tried.push(why);
+                None
+            }
+        }
+    }
+
+    /// (2) DRA with admin access; otherwise the non-admin DRA candidate for (4), if any.
+    fn auto_dra_admin(&self, tried: &mut Vec<String>) -> Result<Resolution, Option<DraCandidate>> {
+        if self.spec.gpu.resource_claim.enabled == Some(false) {
+            tried.push("DRA mode is disabled (gpu.resourceClaim.enabled=false)".into());
+            return Err(None);
+        }
+        let candidate = match self.dra_candidate() {
+            Ok(candidate) => candidate,
+            Err(why) => {
+                tried.push(why);
+                return Err(None);
+            }
+        };
+        if candidate.admin {
             let message = format!(
-                "{}each agent pod claims one device ({}, {}): taken away from workloads",
-                skipped(&tried),
+                "{}DRA admin access ({}, {}) gives the agent every GPU and consumes none",
+                skipped(tried),
                 self.describe_claim(&candidate.claim),
                 candidate.version.api_version(),
             );
@@ -151,18 +113,83 @@ impl Search<'_> {
                     version: candidate.version,
                     claim: candidate.claim,
                 },
-                ResolutionReason::DraDeviceRequestFallback,
+                ResolutionReason::DraAdminAccessAvailable,
                 message,
             );
-            resolution.consumes_gpus = true;
-            resolution.namespace_admin_labels = namespace_admin_labels;
-            if let Some(why) = candidate.admin_unusable {
-                resolution.issues.push(admin_unavailable_issue(&why));
-            }
-            return resolution;
+            resolution.namespace_admin_labels = true;
+            resolution.needs_admin_probe = candidate.needs_probe;
+            return Ok(resolution);
         }
+        tried.push(match (&candidate.admin_unusable, &candidate.claim) {
+            (Some(why), _) => format!("DRA admin access is unusable: {why}"),
+            (None, Claim::UserTemplate { name }) => {
+                format!("ResourceClaimTemplate \"{name}\" requests no admin access")
+            }
+            (None, Claim::Inline(_)) => "gpu.resourceClaim.spec requests no admin access".into(),
+            (None, Claim::Generated(_)) => {
+                "DRA admin access is turned off (gpu.resourceClaim.adminAccess=false)".into()
+            }
+        });
+        Err(Some(candidate))
+    }
 
-        // (5) Nothing.
+    /// (3) The device plugin.
+    fn auto_device_plugin(&self, tried: &mut Vec<String>) -> Option<Resolution> {
+        let gpu = &self.spec.gpu;
+        if gpu.resource_request.enabled == Some(false) {
+            tried.push("device-plugin mode is disabled (gpu.resourceRequest.enabled=false)".into());
+            return None;
+        }
+        let found = match self.device_plugin_check() {
+            Ok(found) => found,
+            Err(why) => {
+                tried.push(why);
+                return None;
+            }
+        };
+        let count = gpu.resource_request.count;
+        let mut resolution = self.resolved(
+            GpuAccess::DevicePlugin {
+                resource: self.gpu_resource().to_owned(),
+                count,
+            },
+            ResolutionReason::DevicePluginResourceFound,
+            format!(
+                "{}{found}, so each agent pod requests {count} {}: taken away from workloads, \
+                 and the agent sees only the GPUs it was given",
+                skipped(tried),
+                self.gpu_resource()
+            ),
+        );
+        resolution.consumes_gpus = true;
+        Some(resolution)
+    }
+
+    /// (4) DRA without admin access.
+    fn auto_dra_fallback(&self, candidate: DraCandidate, tried: &[String]) -> Resolution {
+        let message = format!(
+            "{}each agent pod claims one device ({}, {}): taken away from workloads",
+            skipped(tried),
+            self.describe_claim(&candidate.claim),
+            candidate.version.api_version(),
+        );
+        let mut resolution = self.resolved(
+            GpuAccess::Dra {
+                version: candidate.version,
+                claim: candidate.claim,
+            },
+            ResolutionReason::DraDeviceRequestFallback,
+            message,
+        );
+        resolution.consumes_gpus = true;
+        if let Some(why) = candidate.admin_unusable {
+            resolution.issues.push(admin_unavailable_issue(&why));
+        }
+        resolution
+    }
+
+    /// (5) Nothing: no DaemonSet, and what was looked for.
+    fn auto_found_nothing(&self, tried: &[String]) -> Resolution {
         let message = format!(
             "No GPU access method found: {}. Install the NVIDIA GPU Operator or container toolkit \
              (it creates RuntimeClass \"{}\"), the NVIDIA DRA driver, or the NVIDIA device plugin; or \
@@ -250,51 +277,14 @@ impl Search<'_> {
                 needs_admin_probe: false,
             };
         };
-        let (claim, admin, admin_unusable, needs_probe, missing) = match self.claim_source() {
-            ClaimSource::UserTemplate(name) => {
-                let (admin, missing) = match dra.user_template {
-                    Some(UserTemplate::Found { admin_access }) => (admin_access, None),
-                    _ => (false, Some(self.user_template_missing(&name))),
-                };
-                (Claim::UserTemplate { name }, admin, None, false, missing)
-            }
-            ClaimSource::Inline(spec) => {
-                let admin =
-                    crate::dra::requests_admin_access(&serde_json::Value::Object(spec.clone()));
-                (Claim::Inline(spec), admin, None, false, None)
-            }
-            ClaimSource::Generated => {
-                let missing =
-                    (!dra.device_class_exists).then(|| self.device_class_missing(dra.version));
-                let device_class = self.device_class().to_owned();
-                if !self.spec.gpu.resource_claim.admin_access {
-                    (
-                        Claim::Generated(DeviceRequest::One { device_class }),
-                        false,
-                        None,
-                        false,
-                        missing,
-                    )
-                } else {
-                    match &self.facts.admin_access {
-                        AdminAccess::Unusable(why) => (
-                            Claim::Generated(DeviceRequest::One { device_class }),
-                            false,
-                            Some(why.clone()),
-                            false,
-                            missing,
-                        ),
-                        access => (
-                            Claim::Generated(DeviceRequest::AdminAll { device_class }),
-                            true,
-                            None,
-                            *access == AdminAccess::Unknown,
-                            missing,
-                        ),
-                    }
-                }
-            }
-        };
+        let (candidate, missing) = self.explicit_dra_candidate(dra);
+        let DraCandidate {
+            claim,
+            admin,
+            admin_unusable,
+            needs_probe,
+            ..
+        } = candidate;
         let what = self.describe_claim(&claim);
         let message = if admin {
             format!(
@@ -330,6 +320,58 @@ impl Search<'_> {
             resolution.issues.push(admin_unavailable_issue(&why));
         }
         resolution
+    }
+
+    /// The claim an explicit DRA mode uses, and the prerequisite it lacks (reported, not a reason
+    /// to pick another method).
+    fn explicit_dra_candidate(&self, dra: &DraFacts) -> (DraCandidate, Option<String>) {
+        let version = dra.version;
+        let candidate = |claim, admin, admin_unusable, needs_probe| DraCandidate {
+            version,
+            claim,
+            admin,
+            admin_unusable,
+            needs_probe,
+        };
+        match self.claim_source() {
+            ClaimSource::UserTemplate(name) => {
+                let (admin, missing) = match dra.user_template {
+                    Some(UserTemplate::Found { admin_access }) => (admin_access, None),
+                    _ => (false, Some(self.user_template_missing(&name))),
+                };
+                (
+                    candidate(Claim::UserTemplate { name }, admin, None, false),
+                    missing,
+                )
+            }
+            ClaimSource::Inline(spec) => {
+                let admin =
+                    crate::dra::requests_admin_access(&serde_json::Value::Object(spec.clone()));
+                (candidate(Claim::Inline(spec), admin, None, false), None)
+            }
+            ClaimSource::Generated => {
+                let missing =
+                    (!dra.device_class_exists).then(|| self.device_class_missing(version));
+                let device_class = self.device_class().to_owned();
+                let one = Claim::Generated(DeviceRequest::One {
+                    device_class: device_class.clone(),
+                });
+                let generated = if !self.spec.gpu.resource_claim.admin_access {
+                    candidate(one, false, None, false)
+                } else {
+                    match &self.facts.admin_access {
+                        AdminAccess::Unusable(why) => candidate(one, false, Some(why.clone()), false),
+                        access => candidate(
+                            Claim::Generated(DeviceRequest::AdminAll { device_class }),
+                            true,
+                            None,
+                            *access == AdminAccess::Unknown,
+                        ),
+                    }
+                };
+                (generated, missing)
+            }
+        }
     }
 
     /// The RuntimeClass's handler when Auto may use it, or why not.
