@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::gpu::mock::MockBackend;
 use crate::gpu::{DataSource, GpuBackend, GpuFilter};
 use crate::server::transport::{LineTransport, TransportLimits};
-use crate::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
+use crate::server::{GpuDiagServer, KernelLogSource, ServerOptions, ToolPermission};
 use crate::xid::{
     AnalyzeOptions, Clock, GpuIdentity, KernelLogOs, KmsgDevice, LogSource, OpenedPath,
     PciLocation, ReadLimits, analyze, read_kernel_log_with,

@@ -12,7 +12,7 @@ use agent::gpu::mock::MockBackend;
 use agent::gpu::nvml::{NvmlBackend, NvmlOptions};
 use agent::gpu::{DataSource, GpuBackend};
 use agent::server::transport::{LineTransport, TransportLimits};
-use agent::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
+use agent::server::{GpuDiagServer, KernelLogSource, ServerOptions, ToolPermission};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use gpu_fixture::Fixture;

@@ -16,7 +16,7 @@ use agent::fleet::aggregate;
 use agent::gpu::DataSource;
 use agent::gpu::mock::MockBackend;
 use agent::server::{
-    ToolPermission, GpuDiagServer, HealthArgs, KernelLogSource, ServerOptions, XidArgs,
+    GpuDiagServer, HealthArgs, KernelLogSource, ServerOptions, ToolPermission, XidArgs,
 };
 use common::AGENT;
 use gpu_fixture::Fixture;

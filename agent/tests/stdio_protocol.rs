@@ -494,6 +494,9 @@ fn the_agent_mode_is_announced_and_read_only_by_default() {
         let out = run(&[mode, "--nvml-mode=mock"]);
         assert_eq!(out.status.code(), Some(2), "{mode}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains("possible values: read-only"), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("possible values: read-only"),
+            "{mode}: {stderr}"
+        );
     }
 }

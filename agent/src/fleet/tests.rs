@@ -15,7 +15,7 @@ use super::*;
 use crate::gpu::DataSource;
 use crate::gpu::mock::MockBackend;
 use crate::server::transport::{LineTransport, TransportLimits};
-use crate::server::{ToolPermission, GpuDiagServer, KernelLogSource, ServerOptions};
+use crate::server::{GpuDiagServer, KernelLogSource, ServerOptions, ToolPermission};
 
 /// What exec into one pod does.
 #[derive(Clone)]

@@ -360,7 +360,9 @@ impl Search<'_> {
                     candidate(one, false, None, false)
                 } else {
                     match &self.facts.admin_access {
-                        AdminAccess::Unusable(why) => candidate(one, false, Some(why.clone()), false),
+                        AdminAccess::Unusable(why) => {
+                            candidate(one, false, Some(why.clone()), false)
+                        }
                         access => candidate(
                             Claim::Generated(DeviceRequest::AdminAll { device_class }),
                             true,
