@@ -1,9 +1,10 @@
 //! Properties of the operator's pure core over generated specs and cluster facts (proptest):
-//! resolve_access is total and its message names the facts behind its reason; a reconcile over
-//! unchanged facts has nothing to apply; status::compute is idempotent.
+//! resolve_access is total and its message names the facts behind its reason; the admin-access
+//! probe's answer never changes the namespace labels; a reconcile over unchanged facts has nothing
+//! to apply; status::compute is idempotent.
 
 use operator::access::{ResolutionReason, resolve_access};
-use operator::facts::ClusterFacts;
+use operator::facts::{AdminAccess, ClusterFacts};
 use operator::harness::{
     FACT_BYTES, config, decide, facts_from_bytes, rendered_objects, status_at,
 };
@@ -66,7 +67,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn resolve_mode_is_total_and_names_the_facts_behind_its_reason(spec in spec(), facts in facts()) {
+    fn resolve_access_is_total_and_names_the_facts_behind_its_reason(spec in spec(), facts in facts()) {
         let resolution = resolve_access(&spec, &facts);
         let m = &resolution.message;
         prop_assert!(!m.is_empty());
@@ -106,6 +107,19 @@ proptest! {
         ) {
             prop_assert!(m.contains("RuntimeClass"), "{m}");
         }
+    }
+
+    /// One pass applies the namespace from the draft resolution, before the admin-access probe
+    /// answers: that is only right if the answer never changes the namespace's labels.
+    #[test]
+    fn the_admin_access_answer_never_changes_the_namespace_labels(spec in spec(), facts in facts()) {
+        let labels = |admin_access: AdminAccess| {
+            let facts = ClusterFacts { admin_access, ..facts.clone() };
+            resolve_access(&spec, &facts).namespace_admin_labels
+        };
+        let unknown = labels(AdminAccess::Unknown);
+        prop_assert_eq!(unknown, labels(AdminAccess::Usable));
+        prop_assert_eq!(unknown, labels(AdminAccess::Unusable("dropped".into())));
     }
 
     #[test]
