@@ -811,6 +811,41 @@ async fn a_malformed_config_is_reported_once_and_does_not_stop_others() {
     fake.assert_rbac_covers_requests();
 }
 
+/// A config stored before `agent.mode` accepted only `read-only` (an older CRD allowed `operator`)
+/// is reported in its status, naming the one value that works; nothing is applied for it.
+#[tokio::test]
+async fn an_agent_mode_other_than_read_only_is_reported_as_invalid() {
+    let fake = FakeApi::new();
+    fake.insert(runtime_class());
+    fake.insert(
+        json!({"apiVersion": "gpu.k8s-mcp-agent.io/v1alpha1", "kind": "GpuDiagnosticsConfig",
+        "metadata": {"name": "writer"}, "spec": {"agent": {"mode": "operator"}}}),
+    );
+    let ctx = context(&fake);
+    reconcile(read_config(&fake, "writer"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.writes(),
+        ["PATCH gpudiagnosticsconfigs/status writer", "EVENT"]
+    );
+    let status = fake
+        .get(
+            "gpu.k8s-mcp-agent.io",
+            "gpudiagnosticsconfigs",
+            None,
+            "writer",
+        )
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Unknown variant operator. Expected one of read-only"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_name_too_long_for_derived_names_writes_only_the_status() {
     let fake = FakeApi::new();
