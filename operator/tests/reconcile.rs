@@ -12,7 +12,8 @@ use kube::runtime::controller::Action;
 use operator::controller::{Context, Guarded, Settings, backoff, error_policy, reconcile};
 use operator::metrics::Metrics;
 use serde_json::{Value, json};
-use support::{DraVersion, FakeApi, Fault, RequestMatch, Verb};
+use support::FakeApi;
+use test_apiserver::{DraVersion, Fault, RequestMatch, Verb};
 
 const NS: &str = "gpu-diagnostics";
 const DS: &str = "k8s-mcp-agent-default";

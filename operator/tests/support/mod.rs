@@ -9,9 +9,7 @@ use std::sync::Mutex;
 
 use operator::rbac::{self, RBAC_RULES};
 use serde_json::Value;
-use test_apiserver::{Config, LogMark, RequestRecord, TestApiServer};
-
-pub use test_apiserver::{DraVersion, Fault, RequestMatch, Verb};
+use test_apiserver::{Config, DraVersion, Fault, LogMark, RequestRecord, TestApiServer, Verb};
 
 /// A test API server and a position in its request log.
 pub struct FakeApi {
