@@ -1,4 +1,4 @@
-//! The `operator` binary, black-box: against the fake API server over HTTP it installs its CRD,
+//! The `operator` binary, black-box: against the test API server over HTTP it installs its CRD,
 //! becomes ready, reconciles a config, then stays quiet (a resync with nothing to do writes
 //! nothing), serves metrics, and exits 0 on SIGTERM.
 
@@ -61,10 +61,14 @@ impl Drop for Operator {
     }
 }
 
-/// A fake cluster with a RuntimeClass, one GPU node and the default config, served over HTTP,
-/// and a kubeconfig pointing at it.
+/// A test API server on a socket with the CRD, a RuntimeClass, one GPU node and the default config, and
+/// a folder with a kubeconfig pointing at it.
 async fn cluster(test: &str) -> (FakeApi, std::path::PathBuf) {
-    let fake = FakeApi::new();
+    let server = test_apiserver::TestApiServer::start(test_apiserver::Config::default())
+        .await
+        .expect("the test API server starts");
+    let fake = FakeApi::wrap(server);
+    fake.insert(serde_json::to_value(crds::crd()).unwrap());
     fake.insert(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"},
         "handler": "nvidia"}));
     fake.insert(json!({"apiVersion": "v1", "kind": "Node",
@@ -74,18 +78,9 @@ async fn cluster(test: &str) -> (FakeApi, std::path::PathBuf) {
         "metadata": {"name": "default"},
         "spec": serde_json::to_value(crds::GpuDiagnosticsConfigSpec::default()).unwrap()}),
     );
-    let api = fake.serve_http().await;
     let dir = std::env::temp_dir().join(format!("operator-binary-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("kubeconfig"),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{api}\n\
-             users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
-             current-context: fake\n"
-        ),
-    )
-    .unwrap();
+    std::fs::copy(fake.server.kubeconfig_path(), dir.join("kubeconfig")).unwrap();
     (fake, dir)
 }
 

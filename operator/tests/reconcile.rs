@@ -1,4 +1,4 @@
-//! Reconcile tests against the in-memory API server of `support/`: the writes each situation
+//! Reconcile tests against the test API server, in-process (`support/`): the writes each situation
 //! causes, in order; that a reconcile with nothing to do writes nothing; and that every request
 //! is covered by `operator::rbac::RBAC_RULES`.
 
@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crds::{GpuDiagnosticsConfig, GpuDiagnosticsConfigSpec, GpuDiagnosticsConfigStatus};
-use http::Method;
 use kube::runtime::controller::Action;
 use operator::controller::{Context, Guarded, Settings, backoff, error_policy, reconcile};
 use operator::metrics::Metrics;
 use serde_json::{Value, json};
 use support::FakeApi;
+use test_apiserver::{DraVersion, Fault, RequestMatch, Verb};
 
 const NS: &str = "gpu-diagnostics";
 const DS: &str = "k8s-mcp-agent-default";
@@ -127,7 +127,6 @@ fn roll_out(fake: &FakeApi, pods: i64) {
 #[tokio::test]
 async fn runtime_class_mode_is_applied_once_then_left_alone() {
     let fake = FakeApi::new();
-    fake.server_defaults();
     fake.insert(runtime_class());
     fake.insert(gpu_node("gpu-a", 8));
     fake.insert(gpu_node("gpu-b", 8));
@@ -221,7 +220,7 @@ async fn drift_is_repaired_with_one_apply() {
 #[tokio::test]
 async fn dra_admin_access_is_probed_applied_and_verified() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1", "v1beta2", "v1beta1"]);
+    fake.serve_dra(&[DraVersion::V1, DraVersion::V1beta2, DraVersion::V1beta1]);
     fake.insert(device_class("v1"));
     fake.insert(gpu_node("gpu-a", 0));
     seed_config(&fake, "default", json!({}));
@@ -231,7 +230,7 @@ async fn dra_admin_access_is_probed_applied_and_verified() {
     let all: Vec<String> = fake
         .requests()
         .iter()
-        .filter(|r| r.method != Method::GET)
+        .filter(|r| r.method != "GET")
         .map(|r| r.summary())
         .collect();
     assert_eq!(
@@ -303,7 +302,7 @@ async fn dra_admin_access_is_probed_applied_and_verified() {
 #[tokio::test]
 async fn v1beta1_clusters_get_the_flat_request_shape() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1beta1", "v1alpha3"]);
+    fake.serve_dra(&[DraVersion::V1beta1]);
     fake.insert(device_class("v1beta1"));
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
@@ -320,9 +319,9 @@ async fn v1beta1_clusters_get_the_flat_request_shape() {
 #[tokio::test]
 async fn a_cluster_that_drops_admin_access_gets_a_one_device_claim_and_a_warning() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1beta2"]);
+    fake.serve_dra(&[DraVersion::V1beta2]);
     fake.insert(device_class("v1beta2"));
-    fake.drop_admin_access();
+    fake.server.set_admin_access(false);
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
 
@@ -351,9 +350,16 @@ async fn a_cluster_that_drops_admin_access_gets_a_one_device_claim_and_a_warning
 #[tokio::test]
 async fn admin_access_dropped_at_store_time_is_caught_by_reading_back() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1"]);
+    fake.serve_dra(&[DraVersion::V1]);
     fake.insert(device_class("v1"));
-    fake.drop_admin_access_on_store_only();
+    // The dry run reaches an API server instance with the DRAAdminAccess gate on, the apply one
+    // with it off.
+    fake.inject(Fault::admin_access(
+        RequestMatch::resource("resourceclaimtemplates")
+            .apply()
+            .dry_run(false),
+        false,
+    ));
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
 
@@ -407,12 +413,9 @@ async fn admin_access_dropped_at_store_time_is_caught_by_reading_back() {
 #[tokio::test]
 async fn a_refused_admin_access_in_an_unlabelled_namespace_is_explained() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1"]);
+    fake.serve_dra(&[DraVersion::V1]);
     fake.insert(device_class("v1"));
     fake.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared"}}));
-    fake.refuse_admin_access(
-        "admin access requires the resource.kubernetes.io/admin-access label on the namespace",
-    );
     seed_config(
         &fake,
         "default",
@@ -428,7 +431,11 @@ async fn a_refused_admin_access_in_an_unlabelled_namespace_is_explained() {
     let (_, reason, message) = condition(&status_of(&fake, "default"), "Degraded");
     assert_eq!(reason, "AdminAccessUnavailable");
     assert!(
-        message.contains("refuses adminAccess: admin access requires"),
+        message.contains(
+            "refuses adminAccess: ResourceClaimTemplate.resource.k8s.io \"k8s-mcp-agent-default\" is invalid: \
+             spec.spec.devices.requests[0].exactly.adminAccess: Forbidden: admin access to devices requires \
+             the `resource.kubernetes.io/admin-access: true` label on the containing namespace"
+        ),
         "{message}"
     );
     assert!(
@@ -441,7 +448,7 @@ async fn a_refused_admin_access_in_an_unlabelled_namespace_is_explained() {
 #[tokio::test]
 async fn switching_from_dra_to_runtime_class_updates_the_daemon_set_then_removes_the_template() {
     let fake = FakeApi::new();
-    fake.serve_dra(&["v1"]);
+    fake.serve_dra(&[DraVersion::V1]);
     fake.insert(device_class("v1"));
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
@@ -546,7 +553,10 @@ async fn an_object_the_api_server_rejects_is_reported_in_the_status() {
     let fake = FakeApi::new();
     fake.insert(runtime_class());
     seed_config(&fake, "default", json!({}));
-    fake.fail(Method::PATCH, "/daemonsets/", 422);
+    fake.inject(Fault::fail(
+        RequestMatch::resource("daemonsets").verb(Verb::Patch),
+        422,
+    ));
     let ctx = context(&fake);
     assert_eq!(
         run(&fake, &ctx, "default").await.unwrap(),
@@ -555,7 +565,7 @@ async fn an_object_the_api_server_rejects_is_reported_in_the_status() {
     let (_, reason, message) = condition(&status_of(&fake, "default"), "Degraded");
     assert_eq!(reason, "ObjectRejected");
     assert!(
-        message.starts_with("the API server rejected DaemonSet gpu-diagnostics/k8s-mcp-agent-default: injected failure"),
+        message.starts_with("the API server rejected DaemonSet gpu-diagnostics/k8s-mcp-agent-default: injected fault: 422 Invalid"),
         "{message}"
     );
     fake.heal();
@@ -674,14 +684,14 @@ async fn agent_pods_stuck_on_a_missing_runtime_handler_are_reported_per_node() {
     let ctx = context(&fake);
     run(&fake, &ctx, "default").await.unwrap();
 
-    fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "k8s-mcp-agent-default-x7k2p", "namespace": NS, "uid": "pod-uid-1",
+    let pod = fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "k8s-mcp-agent-default-x7k2p", "namespace": NS,
             "labels": {"app.kubernetes.io/name": "k8s-mcp-agent", "app.kubernetes.io/instance": "default"}},
         "spec": {"nodeName": "gpu-a", "containers": [{"name": "agent"}]},
         "status": {"phase": "Pending"}}));
     fake.insert(json!({"apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "k8s-mcp-agent-default-x7k2p.1", "namespace": NS},
-        "involvedObject": {"kind": "Pod", "name": "k8s-mcp-agent-default-x7k2p", "uid": "pod-uid-1"},
+        "involvedObject": {"kind": "Pod", "name": "k8s-mcp-agent-default-x7k2p", "uid": pod["metadata"]["uid"]},
         "reason": "FailedCreatePodSandBox", "type": "Warning",
         "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = RuntimeHandler \"nvidia\" not supported"}));
     fake.clear_log();
@@ -710,7 +720,10 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
     fake.insert(runtime_class());
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
-    fake.fail(Method::GET, "/api/v1/nodes", 500);
+    fake.inject(Fault::fail(
+        RequestMatch::resource("nodes").group("").verb(Verb::List),
+        500,
+    ));
 
     let error = run(&fake, &ctx, "default").await.unwrap_err();
     assert!(
@@ -767,7 +780,7 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
 async fn a_malformed_config_is_reported_once_and_does_not_stop_others() {
     let fake = FakeApi::new();
     fake.insert(runtime_class());
-    fake.insert(
+    fake.insert_unvalidated(
         json!({"apiVersion": "gpu.k8s-mcp-agent.io/v1alpha1", "kind": "GpuDiagnosticsConfig",
         "metadata": {"name": "broken"}, "spec": {"gpu": {"mode": "Quantum"}}}),
     );
@@ -875,8 +888,15 @@ async fn a_config_being_deleted_is_left_to_the_garbage_collector() {
         None,
         "default",
         |config| {
-            config["metadata"]["deletionTimestamp"] = json!("2026-03-01T12:00:00Z");
+            config["metadata"]["finalizers"] = json!(["example.com/hold"]);
         },
+    );
+    // Held by a finalizer, the deleted config stays, terminating.
+    fake.delete(
+        "gpu.k8s-mcp-agent.io",
+        "gpudiagnosticsconfigs",
+        None,
+        "default",
     );
     let ctx = context(&fake);
     assert_eq!(
@@ -889,7 +909,7 @@ async fn a_config_being_deleted_is_left_to_the_garbage_collector() {
 #[tokio::test]
 async fn the_crd_is_installed_once_and_waited_for() {
     use operator::crd::{Installed, install};
-    let fake = FakeApi::new();
+    let fake = FakeApi::empty();
     let api = operator::kube_api::KubeApi::new(fake.client());
     assert_eq!(
         install(&api, Duration::from_secs(5)).await.unwrap(),
@@ -922,11 +942,15 @@ async fn the_crd_is_installed_once_and_waited_for() {
 #[tokio::test]
 async fn a_crd_that_never_becomes_established_is_a_clear_error() {
     use operator::crd::install;
-    let fake = FakeApi::new();
+    let fake = FakeApi::empty();
+    // Another CRD of the group already claims our singular name as a short name.
     fake.insert(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": crds::CRD_NAME},
-        "status": {"conditions": [{"type": "NamesAccepted", "status": "False", "message": "gdc is already in use"}]}}));
-    fake.never_establish_crds();
+        "metadata": {"name": "gpudiagnosticsprofiles.gpu.k8s-mcp-agent.io"},
+        "spec": {"group": "gpu.k8s-mcp-agent.io", "scope": "Cluster",
+            "names": {"plural": "gpudiagnosticsprofiles", "singular": "gpudiagnosticsprofile",
+                "kind": "GpuDiagnosticsProfile", "shortNames": ["gpudiagnosticsconfig"]},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}));
     let api = operator::kube_api::KubeApi::new(fake.client());
     let error = install(&api, Duration::from_millis(600)).await.unwrap_err();
     let text = error.to_string();
@@ -937,7 +961,7 @@ async fn a_crd_that_never_becomes_established_is_a_clear_error() {
         "{text}"
     );
     assert!(
-        text.contains("NamesAccepted=False: gdc is already in use"),
+        text.contains("NamesAccepted=False: \"gpudiagnosticsconfig\" is already in use"),
         "{text}"
     );
 }

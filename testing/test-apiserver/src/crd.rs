@@ -145,8 +145,82 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
         .collect()
 }
 
-/// Sets the status the apiextensions controller would: names accepted, established, stored versions.
-pub fn set_established(crd: &mut Value, now: &str) {
+/// A name another CRD of the same group already claims, as the apiextensions naming controller reports
+/// it: the condition reason (`PluralConflict`, `SingularConflict`, `ShortNamesConflict`, `KindConflict`,
+/// `ListKindConflict`) and message (`"gdc" is already in use`).
+pub type NameConflict = (&'static str, String);
+
+/// The first name of `crd` that `others` (the group's other CRDs) already accepted, unless `crd` itself
+/// accepted it earlier.
+pub fn name_conflict<'a>(
+    crd: &Value,
+    others: impl Iterator<Item = &'a Value>,
+) -> Option<NameConflict> {
+    let group = crd.pointer("/spec/group");
+    let mut resources: Vec<String> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
+    for other in others.filter(|o| o.pointer("/spec/group") == group) {
+        let accepted = other.pointer("/status/acceptedNames");
+        let names = |key: &str| -> Vec<String> {
+            match accepted.and_then(|a| a.get(key)) {
+                Some(Value::String(one)) => vec![one.clone()],
+                Some(Value::Array(many)) => many
+                    .iter()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        resources.extend(
+            ["plural", "singular", "shortNames"]
+                .into_iter()
+                .flat_map(names),
+        );
+        kinds.extend(["kind", "listKind"].into_iter().flat_map(names));
+    }
+    let requested = |key: &str| {
+        crd.pointer(&format!("/spec/names/{key}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let accepted = |key: &str| {
+        crd.pointer(&format!("/status/acceptedNames/{key}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let taken = |name: &str, used: &[String]| used.iter().any(|u| u == name);
+    let checks = [
+        ("plural", "PluralConflict", &resources),
+        ("singular", "SingularConflict", &resources),
+        ("shortNames", "ShortNamesConflict", &resources),
+        ("kind", "KindConflict", &kinds),
+        ("listKind", "ListKindConflict", &kinds),
+    ];
+    for (key, reason, used) in checks {
+        let (requested, accepted) = (requested(key), accepted(key));
+        let already: Vec<&str> = match &accepted {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let wanted: Vec<&str> = match &requested {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(name) = wanted
+            .into_iter()
+            .find(|name| !already.contains(name) && taken(name, used))
+        {
+            return Some((reason, format!("{name:?} is already in use")));
+        }
+    }
+    None
+}
+
+/// Sets the status the apiextensions controllers would: names accepted and established, stored versions;
+/// with a name conflict, `NamesAccepted=False` and `Established=False` (the resource is not served).
+pub fn set_established(crd: &mut Value, now: &str, conflict: Option<NameConflict>) {
     let names = crd
         .pointer("/spec/names")
         .cloned()
@@ -167,15 +241,50 @@ pub fn set_established(crd: &mut Value, now: &str) {
     {
         stored_versions.push(storage);
     }
-    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "lastTransitionTime": now, "reason": reason, "message": message});
+    let (accepted_names, conditions) = match conflict {
+        None => (
+            names,
+            vec![
+                condition("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+                condition(
+                    "Established",
+                    "True",
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted",
+                ),
+            ],
+        ),
+        Some((reason, message)) => (
+            crd.pointer("/status/acceptedNames")
+                .cloned()
+                .unwrap_or_else(|| json!({"plural": "", "kind": ""})),
+            vec![
+                condition("NamesAccepted", "False", reason, &message),
+                condition(
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted",
+                ),
+            ],
+        ),
+    };
     crd["status"] = json!({
-        "acceptedNames": names,
-        "conditions": [
-            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
+        "acceptedNames": accepted_names,
+        "conditions": conditions,
         "storedVersions": stored_versions,
     });
+}
+
+/// Whether the CRD's resource is served (its `Established` condition is true).
+pub fn established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        })
 }
 
 fn string(value: &Value, key: &str) -> Option<String> {
@@ -247,7 +356,7 @@ mod tests {
     #[test]
     fn established_status() {
         let mut object = crd();
-        set_established(&mut object, "2026-01-01T00:00:00Z");
+        set_established(&mut object, "2026-01-01T00:00:00Z", None);
         let conditions = object["status"]["conditions"].as_array().unwrap();
         assert!(
             conditions
@@ -258,6 +367,41 @@ mod tests {
         assert_eq!(
             object["status"]["acceptedNames"]["kind"],
             "GpuDiagnosticsConfig"
+        );
+    }
+
+    #[test]
+    fn a_name_another_crd_of_the_group_accepted_is_refused() {
+        let mut other = json!({"metadata": {"name": "profiles.gpu.example.com"},
+            "spec": {"group": "gpu.example.com", "names": {"plural": "profiles", "kind": "Profile", "shortNames": ["gdc"]}}});
+        set_established(&mut other, "2026-01-01T00:00:00Z", None);
+        let elsewhere = json!({"spec": {"group": "other.example.com"},
+            "status": {"acceptedNames": {"plural": "gpudiagnosticsconfigs", "kind": "GpuDiagnosticsConfig"}}});
+        let mut object = crd();
+        assert_eq!(
+            name_conflict(&object, [&elsewhere].into_iter()),
+            None,
+            "other groups do not count"
+        );
+        let conflict = name_conflict(&object, [&elsewhere, &other].into_iter());
+        assert_eq!(
+            conflict,
+            Some((
+                "ShortNamesConflict",
+                "\"gdc\" is already in use".to_string()
+            ))
+        );
+        set_established(&mut object, "2026-01-01T00:00:00Z", conflict);
+        assert!(!established(&object));
+        assert_eq!(object["status"]["conditions"][0]["status"], "False");
+        assert_eq!(object["status"]["conditions"][1]["reason"], "NotAccepted");
+
+        let mut accepted = crd();
+        set_established(&mut accepted, "2026-01-01T00:00:00Z", None);
+        assert_eq!(
+            name_conflict(&accepted, [&other].into_iter()),
+            None,
+            "names a CRD accepted before stay its own"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Fault injection: make chosen requests fail (500, 409, 429 with Retry-After, any code) or wait, so a
-//! test can prove the operator converges and does not hot-loop under failure.
+//! test can prove the operator converges and does not hot-loop under failure; or flip a feature gate
+//! when a chosen request arrives (API server instances with skewed gates behind one load balancer).
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ pub enum FaultAction {
     Fail(ApiError),
     /// Handle the request after this delay.
     Delay(Duration),
+    /// Set the `DRAAdminAccess` feature gate, then handle the request.
+    AdminAccess(bool),
 }
 
 /// One injected fault.
@@ -72,6 +75,17 @@ impl Fault {
         }
     }
 
+    /// From the first matching request on (that request included), the `DRAAdminAccess` feature gate is
+    /// `enabled`: what a client sees when the next request reaches an API server instance whose gate differs
+    /// (HA skew, a rollout). `.dry_run(false)` on the matcher makes a dry run and its real write disagree.
+    pub fn admin_access(matcher: RequestMatch, enabled: bool) -> Self {
+        Self {
+            matcher,
+            action: FaultAction::AdminAccess(enabled),
+            remaining: Some(1),
+        }
+    }
+
     /// Applies only to the next `count` matching requests.
     pub fn times(mut self, count: u32) -> Self {
         self.remaining = Some(count);
@@ -86,6 +100,8 @@ pub struct Verdict {
     pub delay: Duration,
     /// The injected error, if the request fails.
     pub failure: Option<ApiError>,
+    /// The `DRAAdminAccess` gate to set before the request is handled.
+    pub admin_access: Option<bool>,
 }
 
 /// The active faults, consulted in injection order.
@@ -112,6 +128,7 @@ impl Faults {
         for fault in self.active.iter_mut().filter(|f| f.matcher.matches(info)) {
             match &fault.action {
                 FaultAction::Delay(delay) => verdict.delay += *delay,
+                FaultAction::AdminAccess(enabled) => verdict.admin_access = Some(*enabled),
                 FaultAction::Fail(error) if verdict.failure.is_none() => {
                     verdict.failure = Some(error.clone())
                 }
@@ -173,6 +190,28 @@ mod tests {
         assert_eq!(faults.decide(&patch("pods")).failure, None);
         faults.clear();
         assert_eq!(faults.decide(&patch("pods")), Verdict::default());
+    }
+
+    #[test]
+    fn a_gate_switch_fires_once_on_its_request() {
+        let mut faults = Faults::default();
+        faults.inject(Fault::admin_access(
+            RequestMatch::resource("resourceclaimtemplates").dry_run(false),
+            false,
+        ));
+        let dry = RequestInfo {
+            dry_run: true,
+            ..patch("resourceclaimtemplates")
+        };
+        assert_eq!(faults.decide(&dry).admin_access, None);
+        assert_eq!(
+            faults.decide(&patch("resourceclaimtemplates")).admin_access,
+            Some(false)
+        );
+        assert_eq!(
+            faults.decide(&patch("resourceclaimtemplates")),
+            Verdict::default()
+        );
     }
 
     #[test]

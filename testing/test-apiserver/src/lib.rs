@@ -1,4 +1,5 @@
-//! A stateful Kubernetes API server over loopback HTTP, for tests only (never shipped).
+//! A stateful Kubernetes API server over loopback HTTP or in-process behind `kube::Client`, for tests
+//! only (never shipped): the one fake Kubernetes API server of the repository.
 //!
 //! It serves discovery, CRUD, list/watch, merge/strategic/JSON patch, server-side apply with field
 //! ownership, the status subresource, selectors, garbage collection and Table output well enough for
@@ -26,6 +27,24 @@
 //! tokio::time::sleep(Duration::from_secs(30)).await;
 //! assert_eq!(server.count(mark, &RequestMatch::any().writes()), 0);
 //! # drop((operator, daemonset)); Ok(()) }
+//! ```
+//!
+//! In-process (no socket, no thread; each request runs in the caller's runtime through the same handlers):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use test_apiserver::{Config, RequestMatch, TestApiServer};
+//!
+//! let server = TestApiServer::in_process(Config::default())?;
+//! let client = server.client()?; // kube::Client::new(server.service(), "default")
+//! let mark = server.mark();
+//! // ... run the code under test with `client` ...
+//! let writes: Vec<String> = server
+//!     .matching_requests(mark, &RequestMatch::any().writes().dry_run(false))
+//!     .iter()
+//!     .map(|r| r.summary()) // "PATCH daemonsets gpu-diagnostics/agent"
+//!     .collect();
+//! # drop((client, writes)); Ok(()) }
 //! ```
 //!
 //! Semantics worth knowing: garbage collection, namespace and CRD deletion run synchronously inside the
@@ -65,4 +84,4 @@ pub use faults::Fault;
 pub use patch::PatchType;
 pub use request::{RequestInfo, RequestMatch, Verb};
 pub use request_log::{LogMark, RequestRecord};
-pub use server::{DIRECT_MANAGER, TestApiServer};
+pub use server::{DIRECT_MANAGER, InProcess, TestApiServer};

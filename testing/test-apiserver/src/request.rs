@@ -75,6 +75,15 @@ pub struct RequestInfo {
     pub name: Option<String>,
     /// Patch type of a PATCH.
     pub patch_type: Option<PatchType>,
+    /// `dryRun=All`: the server validates and answers but stores nothing.
+    pub dry_run: bool,
+}
+
+impl RequestInfo {
+    /// Whether the request can change stored state: a write verb, not a dry run.
+    pub fn is_write(&self) -> bool {
+        self.verb.is_some_and(Verb::is_write) && !self.dry_run
+    }
 }
 
 /// Selects requests by any combination of verb, group, resource, subresource, namespace, name and patch
@@ -89,6 +98,7 @@ pub struct RequestMatch {
     name: Option<String>,
     patch_type: Option<PatchType>,
     writes_only: bool,
+    dry_run: Option<bool>,
 }
 
 impl RequestMatch {
@@ -163,6 +173,12 @@ impl RequestMatch {
         self
     }
 
+    /// Narrows to dry runs (`true`) or to requests that store (`false`).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = Some(dry_run);
+        self
+    }
+
     /// Narrows to one patch type.
     pub fn patch_type(mut self, patch_type: PatchType) -> Self {
         self.patch_type = Some(patch_type);
@@ -187,6 +203,7 @@ impl RequestMatch {
             && self
                 .patch_type
                 .is_none_or(|want| info.patch_type == Some(want))
+            && self.dry_run.is_none_or(|want| info.dry_run == want)
     }
 }
 
@@ -240,6 +257,17 @@ mod tests {
                 .patch_type(PatchType::Merge)
                 .matches(&info)
         );
+        let dry = RequestInfo {
+            dry_run: true,
+            ..apply_on_daemonset()
+        };
+        assert!(RequestMatch::any().dry_run(true).matches(&dry));
+        assert!(!RequestMatch::any().dry_run(false).matches(&dry));
+        assert!(
+            RequestMatch::any().writes().matches(&dry),
+            "a dry run is still a write verb"
+        );
+        assert!(!dry.is_write() && info.is_write());
         let discovery = RequestInfo::default();
         assert!(!RequestMatch::any().writes().matches(&discovery));
         assert!(RequestMatch::any().matches(&discovery));

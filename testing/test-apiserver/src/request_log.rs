@@ -48,6 +48,37 @@ impl RequestRecord {
     pub fn patch_type(&self) -> Option<PatchType> {
         self.info.patch_type
     }
+
+    /// Whether it could change stored state: a write verb and not a dry run (whether it did is
+    /// [`changed`](Self::changed)).
+    pub fn is_write(&self) -> bool {
+        self.info.is_write()
+    }
+
+    /// Whether it was a dry run (`dryRun=All`).
+    pub fn dry_run(&self) -> bool {
+        self.info.dry_run
+    }
+
+    /// `METHOD resource[/subresource] [namespace/]name [(dry run)]` (`in NAMESPACE` for a namespaced
+    /// collection; the path for requests that address no resource), for readable assertions.
+    pub fn summary(&self) -> String {
+        let Some(resource) = self.resource() else {
+            return format!("{} {}", self.method, self.path);
+        };
+        let resource = match &self.info.subresource {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_string(),
+        };
+        let target = match (&self.info.namespace, &self.info.name) {
+            (Some(ns), Some(name)) => format!(" {ns}/{name}"),
+            (None, Some(name)) => format!(" {name}"),
+            (Some(ns), None) => format!(" in {ns}"),
+            (None, None) => String::new(),
+        };
+        let dry = if self.dry_run() { " (dry run)" } else { "" };
+        format!("{} {resource}{target}{dry}", self.method)
+    }
 }
 
 /// A position in the log; counts "since a mark" start after it.
@@ -121,6 +152,32 @@ mod tests {
             changed: true,
             injected: false,
         }
+    }
+
+    #[test]
+    fn summaries_read_like_the_request() {
+        let mut apply = record(Verb::Patch, "daemonsets");
+        apply.info.namespace = Some("gpu".into());
+        apply.info.name = Some("agent".into());
+        assert_eq!(apply.summary(), "PATCH daemonsets gpu/agent");
+        apply.info.dry_run = true;
+        assert_eq!(apply.summary(), "PATCH daemonsets gpu/agent (dry run)");
+        assert!(!apply.is_write());
+        let mut status = record(Verb::Patch, "configs");
+        status.info.subresource = Some("status".into());
+        status.info.name = Some("default".into());
+        assert_eq!(status.summary(), "PATCH configs/status default");
+        let mut list = record(Verb::List, "pods");
+        list.method = "GET".into();
+        list.info.namespace = Some("gpu".into());
+        assert_eq!(list.summary(), "GET pods in gpu");
+        let discovery = RequestRecord {
+            info: RequestInfo::default(),
+            path: "/apis/resource.k8s.io".into(),
+            method: "GET".into(),
+            ..record(Verb::Get, "x")
+        };
+        assert_eq!(discovery.summary(), "GET /apis/resource.k8s.io");
     }
 
     #[test]

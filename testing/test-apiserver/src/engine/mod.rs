@@ -3,6 +3,7 @@
 //! Everything here is synchronous and runs under the server's state lock; HTTP lives in `http`.
 
 mod checks;
+mod defaults;
 mod delete;
 mod gc;
 mod read;
@@ -11,8 +12,10 @@ mod write;
 
 use serde_json::{Value, json};
 
+pub use defaults::canonical_quantity;
 pub use delete::{DeleteOptions, Propagation};
 pub use read::{ListQuery, WatchStart};
+pub use rules::admin_access_label;
 pub use write::{WriteOptions, Written};
 
 use crate::catalog::{Catalog, ResourceType, ServedVersion, StoreKey};
@@ -26,6 +29,8 @@ pub struct Settings {
     pub admin_access: bool,
     /// Whether owner-reference garbage collection runs.
     pub garbage_collection: bool,
+    /// The namespace label that admits DRA `adminAccess` requests (see [`admin_access_label`]).
+    pub admin_access_label: &'static str,
 }
 
 /// Catalog, objects and settings: the state behind the server's lock.

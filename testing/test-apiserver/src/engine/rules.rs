@@ -1,6 +1,6 @@
 //! Rules every stored write follows, and what the server does on its own for particular kinds:
 //! status subresource separation, server-owned metadata, no-op detection, namespace defaults,
-//! Secret `stringData`, and the DRA admin-access gate.
+//! Secret `stringData`, and the DRA admin-access gate and namespace label.
 
 use serde_json::{Value, json};
 
@@ -153,4 +153,41 @@ pub(super) fn strip_admin_access(object: &mut Value) {
             }
         }
     }
+}
+
+/// The namespace label that admits `adminAccess` requests: `resource.k8s.io/admin-access` on Kubernetes
+/// 1.33, `resource.kubernetes.io/admin-access` from 1.34 on (KEP-5018).
+pub fn admin_access_label(git_version: &str) -> &'static str {
+    let minor = git_version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    if minor <= 33 {
+        "resource.k8s.io/admin-access"
+    } else {
+        "resource.kubernetes.io/admin-access"
+    }
+}
+
+/// The field path (as the client's `version` spells it) of the first device request asking for
+/// `adminAccess: true`, if any: what the API server's `AuthorizedForAdmin` check names when the
+/// namespace lacks the admin label.
+pub(super) fn admin_access_field(object: &Value, version: &str) -> Option<String> {
+    let mut copy = object.clone();
+    let prefix = match object.get("kind").and_then(Value::as_str) {
+        Some("ResourceClaim") => "spec.devices",
+        _ => "spec.spec.devices",
+    };
+    let index = requests_mut(&mut copy)
+        .iter()
+        .position(|r| r.pointer("/exactly/adminAccess") == Some(&json!(true)))?;
+    let nested = !matches!(version, "v1beta1" | "v1alpha3");
+    let field = if nested {
+        "exactly.adminAccess"
+    } else {
+        "adminAccess"
+    };
+    Some(format!("{prefix}.requests[{index}].{field}"))
 }

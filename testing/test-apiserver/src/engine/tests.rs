@@ -15,18 +15,30 @@ fn state_with(admin_access: bool) -> State {
     let settings = Settings {
         admin_access,
         garbage_collection: true,
+        admin_access_label: admin_access_label("v1.35.0"),
     };
     let mut state = State::new(
         Catalog::new(&[DraVersion::V1, DraVersion::V1beta1]),
         settings,
         1000,
     );
-    for ns in ["default", "gpu"] {
+    // "gpu" admits DRA adminAccess requests (the admin label), "default" does not.
+    for (ns, labels) in [
+        ("default", json!({})),
+        (
+            "gpu",
+            json!({"resource.kubernetes.io/admin-access": "true"}),
+        ),
+    ] {
         let target = state
             .target("", "v1", "namespaces", None, None, false)
             .unwrap();
         state
-            .create(&target, json!({"metadata": {"name": ns}}), &http())
+            .create(
+                &target,
+                json!({"metadata": {"name": ns, "labels": labels}}),
+                &http(),
+            )
             .unwrap();
     }
     state
@@ -691,6 +703,59 @@ fn dra_objects_read_back_at_every_served_version() {
     assert_eq!(
         read["spec"]["spec"]["devices"]["requests"][0]["exactly"]["adminAccess"],
         true
+    );
+}
+
+#[test]
+fn admin_access_needs_the_namespace_label() {
+    let mut state = state();
+    for (version, request, field) in [
+        (
+            "v1",
+            json!({"name": "gpus", "exactly": {"deviceClassName": "gpu.nvidia.com", "allocationMode": "All", "adminAccess": true}}),
+            "spec.spec.devices.requests[0].exactly.adminAccess",
+        ),
+        (
+            "v1beta1",
+            json!({"name": "gpus", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All", "adminAccess": true}),
+            "spec.spec.devices.requests[0].adminAccess",
+        ),
+    ] {
+        let templates = target(
+            &state,
+            "resource.k8s.io",
+            version,
+            "resourceclaimtemplates",
+            Some("default"),
+            None,
+        );
+        let template = json!({"metadata": {"name": "admin"}, "spec": {"spec": {"devices": {"requests": [request]}}}});
+        let error = state
+            .create(
+                &templates,
+                template.clone(),
+                &WriteOptions {
+                    dry_run: true,
+                    ..http()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(error.code, 422, "{version}: dry runs are validated too");
+        assert_eq!(
+            error.message,
+            format!(
+                "ResourceClaimTemplate.resource.k8s.io \"admin\" is invalid: {field}: Forbidden: admin access to devices \
+                 requires the `resource.kubernetes.io/admin-access: true` label on the containing namespace"
+            )
+        );
+    }
+    assert_eq!(
+        admin_access_label("v1.33.4"),
+        "resource.k8s.io/admin-access"
+    );
+    assert_eq!(
+        admin_access_label("v1.34.0"),
+        "resource.kubernetes.io/admin-access"
     );
 }
 

@@ -9,8 +9,9 @@ use super::checks::{
     place_namespace,
 };
 use super::rules::{
-    fold_string_data, keep_server_metadata, namespace_defaults, outside_metadata_and_status,
-    same_object, separate_status, strip_admin_access, uses_admin_access,
+    admin_access_field, fold_string_data, keep_server_metadata, namespace_defaults,
+    outside_metadata_and_status, same_object, separate_status, strip_admin_access,
+    uses_admin_access,
 };
 use super::{State, Target, finalizers, meta_str, metadata_mut, terminating};
 use crate::crd;
@@ -440,8 +441,16 @@ impl State {
                 strip_admin_access(&mut hub);
             }
         }
+        if self.settings.admin_access
+            && !target.status
+            && matches!(kind, "ResourceClaim" | "ResourceClaimTemplate")
+            && target.resource.group == "resource.k8s.io"
+        {
+            self.authorize_admin_access(target, &hub)?;
+        }
         match (target.resource.group.as_str(), kind) {
             ("", "Namespace") => namespace_defaults(&mut hub),
+            ("apps", "DaemonSet") => super::defaults::daemon_set(&mut hub),
             ("", "Secret") => fold_string_data(&mut hub),
             ("apiextensions.k8s.io", "CustomResourceDefinition") => {
                 if let Err((field, problem)) = crd::resource_type(&hub) {
@@ -455,13 +464,22 @@ impl State {
                     ));
                 }
                 if !terminating(&hub) {
-                    crd::set_established(&mut hub, &super::now());
+                    let name = meta_str(&hub, "name").unwrap_or_default();
+                    let others = self
+                        .store
+                        .list(target.store(), None)
+                        .filter(|other| meta_str(other, "name") != Some(name));
+                    let conflict = crd::name_conflict(&hub, others);
+                    crd::set_established(&mut hub, &super::now(), conflict);
                 }
             }
             _ => {}
         }
         if let Some(schema) = target.version.schema.as_deref() {
-            let violations = crate::schema::validate(&hub, schema);
+            let violations = match &old_hub {
+                Some(old) => crate::schema::validate_update(&hub, old, schema),
+                None => crate::schema::validate(&hub, schema),
+            };
             if !violations.is_empty() {
                 let name = meta_str(&hub, "name").unwrap_or_default();
                 return Err(ApiError::invalid_fields(
@@ -498,6 +516,7 @@ impl State {
         };
         if let ("apiextensions.k8s.io", "CustomResourceDefinition") =
             (target.resource.group.as_str(), kind)
+            && crd::established(&stored)
             && let Ok(resource_type) = crd::resource_type(&stored)
         {
             self.catalog.register_crd(resource_type);
@@ -511,6 +530,36 @@ impl State {
             created,
             warnings: Vec::new(),
         })
+    }
+}
+
+impl State {
+    /// What the API server's `AuthorizedForAdmin` check does: a claim or template asking for
+    /// `adminAccess` is Invalid unless its namespace carries the admin label with value `"true"`.
+    fn authorize_admin_access(&self, target: &Target, hub: &Value) -> Result<(), ApiError> {
+        let Some(field) = admin_access_field(hub, &target.version.version) else {
+            return Ok(());
+        };
+        let label = self.settings.admin_access_label;
+        let namespace = target.namespace_key();
+        let labelled = self
+            .store
+            .get(&namespace_store(), "", namespace)
+            .and_then(|ns| ns.pointer("/metadata/labels"))
+            .and_then(|labels| labels.get(label))
+            .is_some_and(|value| value == "true");
+        if labelled {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            &target.resource.group,
+            &target.resource.kind,
+            meta_str(hub, "name").unwrap_or_default(),
+            &field,
+            &format!(
+                "Forbidden: admin access to devices requires the `{label}: true` label on the containing namespace"
+            ),
+        ))
     }
 }
 

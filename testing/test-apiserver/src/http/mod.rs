@@ -105,7 +105,8 @@ pub async fn serve(
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(shared.clone(), request));
+            let service =
+                service_fn(move |request: Request<Incoming>| handle(shared.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -114,10 +115,15 @@ pub async fn serve(
     }
 }
 
-async fn handle(
+/// Answers one request: the socket server's connections and the in-process service both end here.
+pub(crate) async fn handle<B>(
     shared: Arc<Shared>,
-    mut request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+    mut request: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let at = SystemTime::now();
@@ -161,6 +167,14 @@ async fn handle(
         changed: false,
         injected,
     });
+    if let Some(enabled) = verdict.admin_access {
+        shared
+            .state
+            .lock()
+            .expect("state lock")
+            .settings
+            .admin_access = enabled;
+    }
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
@@ -290,5 +304,6 @@ fn request_info(
         } else {
             None
         },
+        dry_run: params.get("dryRun").is_some_and(|d| !d.is_empty()),
     }
 }

@@ -9,4 +9,4 @@ mod validate;
 
 pub use lists::{ListKind, ListTypes, element_key};
 pub use prune::{Pruned, prune_and_default};
-pub use validate::{Violation, validate};
+pub use validate::{Violation, validate, validate_update};

@@ -13,6 +13,37 @@ pub fn validate(object: &Value, schema: &Value) -> Vec<Violation> {
     violations
 }
 
+/// [`validate`] for an update, with validation ratcheting (`CRDValidationRatcheting`, on by default
+/// since Kubernetes 1.30): a violation at a field whose value the update did not change is let through,
+/// so a status write or a label change does not fail on a spec a tightened schema no longer accepts.
+pub fn validate_update(object: &Value, old: &Value, schema: &Value) -> Vec<Violation> {
+    validate(object, schema)
+        .into_iter()
+        .filter(|(path, _)| {
+            let pointer = pointer_of(path);
+            let (new, old) = (object.pointer(&pointer), old.pointer(&pointer));
+            new.is_none() || new != old
+        })
+        .collect()
+}
+
+/// `spec.items[0].name` → `/spec/items/0/name`.
+fn pointer_of(path: &str) -> String {
+    let mut pointer = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in pieces {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    pointer
+}
+
 fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -161,6 +192,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn updates_ratchet_unchanged_violations() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["Auto", "RuntimeClass"]},
+            "items": {"type": "array", "items": {"type": "integer"}}}}}});
+        let old = json!({"spec": {"mode": "Quantum", "items": [1, "x"]}});
+        assert_eq!(validate(&old, &schema).len(), 2);
+        let status_only =
+            json!({"spec": {"mode": "Quantum", "items": [1, "x"]}, "status": {"ok": true}});
+        assert_eq!(
+            validate_update(&status_only, &old, &schema),
+            Vec::<Violation>::new()
+        );
+        let changed = json!({"spec": {"mode": "Warp", "items": [1, "x"]}});
+        let violations = validate_update(&changed, &old, &schema);
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].0, "spec.mode");
+        assert_eq!(pointer_of("spec.items[1]"), "/spec/items/1");
+    }
 
     #[test]
     fn validation_reads_like_the_real_server() {

@@ -45,9 +45,15 @@ impl Shared {
 /// Field manager of objects a test writes directly.
 pub const DIRECT_MANAGER: &str = "test-apiserver";
 
-/// A running test API server.
+/// A running test API server: on a loopback socket ([`TestApiServer::start`]) or in-process behind
+/// `kube::Client` ([`TestApiServer::in_process`]). Both answer through the same handlers, log and faults.
 pub struct TestApiServer {
     shared: Arc<Shared>,
+    socket: Option<Socket>,
+}
+
+/// What a socket server adds: its URL, kubeconfig and serving thread.
+struct Socket {
     url: String,
     kubeconfig_path: PathBuf,
     temp_dir: Option<PathBuf>,
@@ -81,39 +87,7 @@ impl TestApiServer {
             source,
         })?;
         let url = format!("http://{address}");
-
-        config
-            .exec
-            .check()
-            .map_err(|message| Error::ExecRules { message })?;
-        let settings = Settings {
-            admin_access: config.admin_access,
-            garbage_collection: config.garbage_collection,
-        };
-        let mut state = State::new(
-            Catalog::new(&config.dra_versions),
-            settings,
-            config.watch_history,
-        );
-        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            create_direct(
-                &mut state,
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-            )?;
-        }
-        for object in &config.objects {
-            create_direct(&mut state, object.clone())?;
-        }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            faults: Mutex::default(),
-            log: Mutex::default(),
-            watches: Mutex::default(),
-            exec: Mutex::new(config.exec.clone()),
-            git_version: Mutex::new(config.kubernetes_version.clone()),
-            bookmark_interval: config.bookmark_interval,
-            address,
-        });
+        let shared = shared_state(&config, address)?;
 
         let (kubeconfig_path, temp_dir) = match &config.kubeconfig_path {
             Some(path) => (path.clone(), None),
@@ -154,35 +128,60 @@ impl TestApiServer {
         tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "test API server started");
         Ok(Self {
             shared,
-            url,
-            kubeconfig_path,
-            temp_dir,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            socket: Some(Socket {
+                url,
+                kubeconfig_path,
+                temp_dir,
+                shutdown: Some(shutdown),
+                thread: Some(thread),
+            }),
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// A server without a socket or thread: [`client`](Self::client) (or [`service`](Self::service))
+    /// answers each request in the caller's runtime through the same handlers, faults and request log as
+    /// the socket server. For tests of code that takes a `kube::Client`; processes (the operator binary,
+    /// kubectl, helm) and `pods/exec` (a WebSocket upgrade) need [`start`](Self::start).
+    pub fn in_process(config: Config) -> Result<Self, Error> {
+        let address = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(Self {
+            shared: shared_state(&config, address)?,
+            socket: None,
+        })
     }
 
-    /// The listening address.
+    /// `http://127.0.0.1:<port>`. Panics for an in-process server, which has none.
+    pub fn url(&self) -> &str {
+        &self.socket().url
+    }
+
+    /// The listening address (`127.0.0.1:0` for an in-process server).
     pub fn address(&self) -> SocketAddr {
         self.shared.address
     }
 
     /// The kubeconfig file pointing at this server (`KUBECONFIG=…` for kubectl, helm, the operator).
+    /// Panics for an in-process server, which has none.
     pub fn kubeconfig_path(&self) -> &Path {
-        &self.kubeconfig_path
+        &self.socket().kubeconfig_path
     }
 
-    /// A kube-rs client for this server (default namespace `default`).
+    fn socket(&self) -> &Socket {
+        self.socket.as_ref().expect(
+            "an in-process TestApiServer has no URL or kubeconfig: start it with TestApiServer::start",
+        )
+    }
+
+    /// A kube-rs client for this server (default namespace `default`): over HTTP for a socket server,
+    /// through [`service`](Self::service) for an in-process one. Call it inside a Tokio runtime.
     pub fn client(&self) -> Result<kube::Client, Error> {
-        let uri = self.url.parse().map_err(|_| {
+        let Some(socket) = &self.socket else {
+            return Ok(kube::Client::new(self.service(), "default"));
+        };
+        let uri = socket.url.parse().map_err(|_| {
             Error::Api(crate::error::ApiError::internal(format!(
                 "unparsable URL {}",
-                self.url
+                socket.url
             )))
         })?;
         kube::Client::try_from(kube::Config::new(uri)).map_err(|e| {
@@ -190,6 +189,14 @@ impl TestApiServer {
                 "cannot build a kube client: {e}"
             )))
         })
+    }
+
+    /// The server as a `tower::Service` over `http` requests, for `kube::Client::new(service, namespace)`:
+    /// requests never touch a socket.
+    pub fn service(&self) -> InProcess {
+        InProcess {
+            shared: self.shared.clone(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -230,19 +237,90 @@ impl TestApiServer {
     /// Changes the `gitVersion` served at `/version`.
     pub fn set_kubernetes_version(&self, git_version: &str) {
         *self.shared.git_version.lock().expect("version lock") = git_version.to_string();
+        self.state().settings.admin_access_label = crate::engine::admin_access_label(git_version);
     }
 }
 
 impl Drop for TestApiServer {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        if let Some(shutdown) = socket.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = socket.thread.take() {
             let _ = thread.join();
         }
-        if let Some(dir) = self.temp_dir.take() {
+        if let Some(dir) = socket.temp_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// The state a server starts with: the catalog, the system namespaces, the seed objects.
+fn shared_state(config: &Config, address: SocketAddr) -> Result<Arc<Shared>, Error> {
+    config
+        .exec
+        .check()
+        .map_err(|message| Error::ExecRules { message })?;
+    let settings = Settings {
+        admin_access: config.admin_access,
+        garbage_collection: config.garbage_collection,
+        admin_access_label: crate::engine::admin_access_label(&config.kubernetes_version),
+    };
+    let mut state = State::new(
+        Catalog::new(&config.dra_versions),
+        settings,
+        config.watch_history,
+    );
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        create_direct(
+            &mut state,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        )?;
+    }
+    for object in &config.objects {
+        create_direct(&mut state, object.clone())?;
+    }
+    Ok(Arc::new(Shared {
+        state: Mutex::new(state),
+        faults: Mutex::default(),
+        log: Mutex::default(),
+        watches: Mutex::default(),
+        exec: Mutex::new(config.exec.clone()),
+        git_version: Mutex::new(config.kubernetes_version.clone()),
+        bookmark_interval: config.bookmark_interval,
+        address,
+    }))
+}
+
+/// The server as a `tower::Service`: each request runs through the HTTP handlers in the caller's
+/// runtime (see [`TestApiServer::service`]).
+#[derive(Clone)]
+pub struct InProcess {
+    shared: Arc<Shared>,
+}
+
+impl<B> tower::Service<http::Request<B>> for InProcess
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    type Response = http::Response<crate::http::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        Box::pin(crate::http::handle(self.shared.clone(), request))
     }
 }

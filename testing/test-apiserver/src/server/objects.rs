@@ -159,6 +159,20 @@ impl TestApiServer {
         self.delete_object(&K::api_version(&()), &K::kind(&()), namespace, name)
     }
 
+    /// The `apiVersion` (at the group's preferred version) and `kind` served for `group` + plural
+    /// `resource`, to address objects by resource as request paths do.
+    pub fn served_kind(&self, group: &str, resource: &str) -> Option<(String, String)> {
+        let state = self.state();
+        let served = state
+            .catalog
+            .types()
+            .find(|t| t.group == group && t.plural == resource)?;
+        Some((
+            served.api_version(&served.preferred().version),
+            served.kind.clone(),
+        ))
+    }
+
     /// The latest resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.state().store.resource_version()

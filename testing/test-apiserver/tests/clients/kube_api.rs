@@ -461,9 +461,8 @@ async fn admin_access_gate_off_drops_the_field_silently() {
     .await
     .unwrap();
     server
-        .create_object(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu"}}),
-        )
+        .create_object(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "gpu", "labels": {"resource.kubernetes.io/admin-access": "true"}}}))
         .unwrap();
     let client = server.client().unwrap();
     let (resource, _) = discovery::group(&client, "resource.k8s.io")
