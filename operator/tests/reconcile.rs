@@ -830,7 +830,7 @@ async fn a_malformed_config_is_reported_once_and_does_not_stop_others() {
 async fn an_agent_mode_other_than_read_only_is_reported_as_invalid() {
     let fake = FakeApi::new();
     fake.insert(runtime_class());
-    fake.insert(
+    fake.insert_unvalidated(
         json!({"apiVersion": "gpu.k8s-mcp-agent.io/v1alpha1", "kind": "GpuDiagnosticsConfig",
         "metadata": {"name": "writer"}, "spec": {"agent": {"mode": "operator"}}}),
     );
