@@ -23,7 +23,7 @@ pub fn freeze_counters(gpu: &mut FixtureGpu) {
     ] {
         freeze(c);
     }
-    if let Fx::Value(links) = &mut gpu.nvlink {
+    if let Fx::Value(links) = &mut gpu.nvlinks {
         for link in std::iter::once(&mut links.defaults).chain(links.overrides.values_mut()) {
             for c in [
                 &mut link.crc_flit_errors,
