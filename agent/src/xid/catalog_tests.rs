@@ -1,7 +1,7 @@
 //! Tests of `catalog.rs`.
 
-use super::super::catalog_csv::{self, ACTION_BUCKETS};
 use super::*;
+use xid_catalog::{self as catalog_csv, ACTION_BUCKETS};
 
 const CSV: &str = include_str!("../../data/xid-catalog.csv");
 const UPSTREAM: &str = include_str!("../../data/upstream/xiderrorsmapping.csv");
