@@ -312,6 +312,25 @@ mod tests {
     }
 
     #[test]
+    fn every_output_key_of_a_value_the_gpu_lacks_is_unavailable_with_its_reason() {
+        let r = report("node: {}\ngpus: [{}]");
+        let g = &r.gpus[0];
+        let json = serde_json::to_value(g).unwrap();
+        for value in gpu_fixture::GPU_VALUES {
+            for key in value.output_keys {
+                assert_eq!(g.unavailable[*key].code, NvmlReturn::NotSupported, "{key}");
+                assert!(json.get(*key).is_none(), "{key} is absent, not null or 0");
+            }
+        }
+        let keys: usize = gpu_fixture::GPU_VALUES
+            .iter()
+            .map(|v| v.output_keys.len())
+            .sum();
+        assert_eq!(g.unavailable.len(), keys);
+        assert_eq!(keys, 34);
+    }
+
+    #[test]
     fn a_lost_gpu_is_still_listed_with_its_error() {
         let r = report("fallen-off-bus");
         assert_eq!(r.gpus.len(), 8);
