@@ -1,9 +1,6 @@
 //! Build script: turns `data/xid-catalog.csv` into a static table so a malformed row fails the build,
 //! and compiles the kubelet's pod-resources API (`proto/podresources/v1/api.proto`) into a gRPC client.
 
-#[path = "src/xid/catalog_csv.rs"]
-mod catalog_csv;
-
 fn main() {
     xid_catalog();
     pod_resources_api();
@@ -27,13 +24,12 @@ fn pod_resources_api() {
 fn xid_catalog() {
     let csv_path = "data/xid-catalog.csv";
     println!("cargo::rerun-if-changed={csv_path}");
-    println!("cargo::rerun-if-changed=src/xid/catalog_csv.rs");
     let text =
         std::fs::read_to_string(csv_path).unwrap_or_else(|e| panic!("cannot read {csv_path}: {e}"));
     let rows =
-        catalog_csv::parse_catalog(&text).unwrap_or_else(|e| panic!("{csv_path} is invalid: {e}"));
+        xid_catalog::parse_catalog(&text).unwrap_or_else(|e| panic!("{csv_path} is invalid: {e}"));
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let out = std::path::Path::new(&out_dir).join("xid_catalog.rs");
-    std::fs::write(&out, catalog_csv::render_rust(&rows))
+    std::fs::write(&out, xid_catalog::render_rust(&rows))
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }

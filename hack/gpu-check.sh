@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-GPU check (issue 6), for a machine with an NVIDIA GPU (H100/H200 class) and its driver: builds the
+# Real-GPU check, for a machine with an NVIDIA GPU (H100/H200 class) and its driver: builds the
 # agent (release), runs every tool over stdio with real NVML, cross-checks the inventory against
 # `nvidia-smi -q -x` (names, UUIDs, PCI bus ids, memory totals exactly; temperature and power within a
 # tolerance), times cold start and each tool, and prints a markdown report.

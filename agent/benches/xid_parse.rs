@@ -1,9 +1,6 @@
 //! Benchmark: read and analyse a 1,000,000-record kernel log (one Xid line per 1,000 records).
 //! Run with `cargo bench -p agent --bench xid_parse`; prints the best of five runs.
 
-#[path = "../tests/support/synthetic_kmsg.rs"]
-mod synthetic_kmsg;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -11,6 +8,7 @@ use agent::xid::{
     AnalyzeOptions, GpuIdentity, KernelLog, LogSource, PciLocation, ReadLimits, SourceKind,
     SourceUsed, analyze, read_kernel_log,
 };
+use gpu_fixture::synthetic_kmsg;
 
 const RECORDS: u64 = 1_000_000;
 const RUNS: usize = 5;

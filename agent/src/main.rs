@@ -11,12 +11,11 @@ use std::time::Duration;
 use agent::gpu::mock::MockBackend;
 use agent::gpu::nvml::{NvmlBackend, NvmlOptions};
 use agent::gpu::{DataSource, GpuBackend};
-use agent::server::transport::{LineTransport, TransportLimits};
+use agent::server::transport::TransportLimits;
 use agent::server::{GpuDiagServer, KernelLogSource, ServerOptions, ToolPermission};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use gpu_fixture::Fixture;
-use rmcp::ServiceExt;
 
 /// GPU diagnostics for a Kubernetes node over MCP (stdio), read through NVML.
 ///
@@ -292,30 +291,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             .then(|| Duration::from_secs(cli.idle_timeout_seconds)),
         ..TransportLimits::default()
     };
-    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    let (transport, writer) = LineTransport::new(stdin, tokio::io::stdout(), limits);
     tracing::debug!(mode = ?cli.mode, "serving MCP on stdio");
-
-    let session = async {
-        match server.serve(transport).await {
-            Ok(running) => {
-                if let Err(e) = running.waiting().await {
-                    tracing::warn!(error = %e, "MCP session ended with an error");
-                }
-            }
-            // EOF or a dead client before `initialize` completed: a normal way for a session to end.
-            Err(e) => tracing::debug!(error = %e, "MCP session closed before it started"),
-        }
-    };
-    tokio::select! {
-        _ = session => {}
-        signal = shutdown_signal() => {
-            tracing::info!(signal, "shutting down");
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-    // Every reply queued before the session ended reaches stdout before we exit.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer.task).await;
+    agent::server::protocol::serve_stdio(server, limits, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,7 +82,7 @@ fn freeze(snapshot: &mut NodeSnapshot, fixture: &Fixture, window: Duration) {
         ] {
             freeze_one(reading, counter, window);
         }
-        if let (Ok(links), Fx::Value(fixture_links)) = (&mut d.nvlinks, &g.nvlink) {
+        if let (Ok(links), Fx::Value(fixture_links)) = (&mut d.nvlinks, &g.nvlinks) {
             for l in links {
                 let f = fixture_links.link(l.link);
                 freeze_one(

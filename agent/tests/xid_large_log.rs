@@ -1,16 +1,13 @@
 //! A generated 100,000-record kernel log (mostly non-NVIDIA lines) must yield exact counts through
 //! the real file reader and the analysis, with bounded output.
 
-#[path = "support/synthetic_kmsg.rs"]
-mod synthetic_kmsg;
-
 use std::io::Write;
 
 use agent::xid::{
     AnalyzeOptions, Clock, GpuIdentity, LogSource, PciLocation, ReadLimits, analyze,
     read_kernel_log,
 };
-use synthetic_kmsg::{PCI, kmsg_log};
+use gpu_fixture::synthetic_kmsg::{PCI, kmsg_log};
 
 #[test]
 fn a_100k_record_log_yields_exact_counts() {

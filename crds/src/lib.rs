@@ -1,7 +1,7 @@
 //! The `GpuDiagnosticsConfig` API (group `gpu.k8s-mcp-agent.io`, version `v1alpha1`): the one place
 //! its shape, defaults and validation rules are written down.
 //!
-//! The operator reads these types, and the generator (issue 5) derives from them the committed CRD
+//! The operator reads these types, and the generator derives from them the committed CRD
 //! YAML and the Helm chart's `values.yaml` / `values.schema.json`; the spec's serde form is exactly
 //! the chart's configuration keys (`gpu`, `namespace`, `image`, ...). No I/O lives here.
 

@@ -249,5 +249,4 @@ pub fn fleet_xid(answers: Vec<NodeAnswer>) -> FleetXid {
 }
 
 #[cfg(test)]
-#[path = "aggregate_tests.rs"]
 mod tests;

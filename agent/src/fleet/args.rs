@@ -7,14 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::ServiceExt;
-
 use super::cluster::Scope;
 use super::kube::{KubeCluster, KubeSettings};
 use super::server::FleetServer;
 use super::{Fleet, FleetOptions};
 use crate::cli::fleet::FleetReport;
-use crate::server::transport::{LineTransport, TransportLimits};
+use crate::server::protocol::serve_stdio;
+use crate::server::transport::TransportLimits;
 
 /// One MCP server for every GPU node of a cluster, run on your machine: it reaches each node's agent
 /// through the Kubernetes API (`pods/exec`) with your kubeconfig and your permissions.
@@ -135,29 +134,11 @@ pub async fn run(
         idle_timeout: None,
         ..TransportLimits::default()
     };
-    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    let (transport, writer) = LineTransport::new(stdin, tokio::io::stdout(), limits);
     tracing::info!(
         kubeconfig = %args.kube_settings().describe(),
         "fleet: serving MCP on stdio"
     );
-    let server = FleetServer::new(fleet.clone());
-    let session = async {
-        match server.serve(transport).await {
-            Ok(running) => {
-                if let Err(e) = running.waiting().await {
-                    tracing::warn!(error = %e, "MCP session ended with an error");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "MCP session closed before it started"),
-        }
-    };
-    tokio::select! {
-        _ = session => {
-            let _ = tokio::time::timeout(Duration::from_secs(5), writer.task).await;
-        }
-        signal = shutdown => tracing::info!(signal, "shutting down"),
-    }
+    serve_stdio(FleetServer::new(fleet.clone()), limits, shutdown).await;
     warm.abort();
     reaper.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), fleet.shutdown()).await;

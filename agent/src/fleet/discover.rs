@@ -284,5 +284,4 @@ fn reach(view: &ClusterView, node: &str) -> Result<PodRef, NodeError> {
 }
 
 #[cfg(test)]
-#[path = "discover_tests.rs"]
 mod tests;

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
-    ListPromptsResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
-    PromptMessage, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, JsonObject, ListPromptsResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, Role, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -18,6 +17,7 @@ use super::Fleet;
 use super::cluster::Cluster;
 use super::errors::ApiError;
 use super::model::{FleetHealth, FleetHealthArgs, FleetXid, FleetXidArgs, ListNodesArgs, NodeList};
+use crate::server::protocol::{self, read_only_tool};
 use crate::server::schema::{input_schema, output_schema};
 use crate::server::{NODE_TOOLS, ToolSpec};
 
@@ -81,25 +81,6 @@ impl<C> Clone for FleetServer<C> {
     }
 }
 
-fn tool(
-    name: &'static str,
-    title: &str,
-    description: &str,
-    input: Arc<JsonObject>,
-    output: Arc<JsonObject>,
-) -> Tool {
-    Tool::new(name, description.to_owned(), input)
-        .with_title(title)
-        .with_raw_output_schema(output)
-        .with_annotations(
-            ToolAnnotations::with_title(title)
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(false),
-        )
-}
-
 /// A node tool's schema with a required string property `key` added (first).
 pub fn with_required(schema: &JsonObject, key: &str, description: &str) -> JsonObject {
     let mut schema = schema.clone();
@@ -126,14 +107,20 @@ pub fn with_required(schema: &JsonObject, key: &str, description: &str) -> JsonO
 
 /// Every tool the fleet lists: its own, then the node agent's with `node`.
 pub fn fleet_tools() -> Vec<Tool> {
-    let own = FLEET_TOOLS
-        .iter()
-        .map(|t| tool(t.name, t.title, t.description, (t.input)(), (t.output)()));
+    let own = FLEET_TOOLS.iter().map(|t| {
+        read_only_tool(
+            t.name,
+            t.title,
+            t.description.to_owned(),
+            (t.input)(),
+            (t.output)(),
+        )
+    });
     let forwarded = NODE_TOOLS.iter().map(|t| {
-        tool(
+        read_only_tool(
             t.name,
             &format!("{} of one node", t.title),
-            &format!(
+            format!(
                 "On one node of the cluster (argument `node`, through its agent pod): {}",
                 t.description
             ),
@@ -157,14 +144,26 @@ impl<C: Cluster> FleetServer<C> {
         }
     }
 
+    /// Runs a tool call inside its own `fleet_tool` span; a failed tool is a result with `isError`.
     async fn dispatch(
         &self,
         name: &str,
         args: Option<JsonObject>,
     ) -> Result<CallToolResult, McpError> {
-        let span = tracing::info_span!("fleet_tool", name);
-        let _enter = span.enter();
-        let result = match name {
+        protocol::run_tool(
+            tracing::info_span!("fleet_tool", name),
+            self.run_tool(name, args),
+        )
+        .await
+    }
+
+    /// Parses a tool's arguments and runs it: a fleet tool here, a node tool on its node.
+    async fn run_tool(
+        &self,
+        name: &str,
+        args: Option<JsonObject>,
+    ) -> Result<Result<CallToolResult, String>, McpError> {
+        Ok(match name {
             "list_gpu_nodes" => match parse::<ListNodesArgs>(name, args) {
                 Ok(a) => structured(self.fleet.list_gpu_nodes(a).await),
                 Err(e) => Err(e),
@@ -180,19 +179,9 @@ impl<C: Cluster> FleetServer<C> {
             other if NODE_TOOLS.iter().any(|t| t.name == other) => self.forward(other, args).await,
             other => {
                 let names: Vec<&str> = self.tools.iter().map(|t| t.name.as_ref()).collect();
-                return Err(McpError::invalid_params(
-                    format!(
-                        "unknown tool {other:?}; this server has: {}",
-                        names.join(", ")
-                    ),
-                    None,
-                ));
+                return Err(protocol::unknown("tool", other, &names));
             }
-        };
-        Ok(result.unwrap_or_else(|text| {
-            tracing::warn!(error = %text, "tool failed");
-            CallToolResult::error(vec![ContentBlock::text(text)])
-        }))
+        })
     }
 
     async fn forward(
@@ -224,17 +213,12 @@ impl<C: Cluster> FleetServer<C> {
 }
 
 fn parse<T: DeserializeOwned + Default>(tool: &str, args: Option<JsonObject>) -> Result<T, String> {
-    match args {
-        None => Ok(T::default()),
-        Some(obj) => serde_json::from_value(Value::Object(obj))
-            .map_err(|e| format!("invalid arguments for {tool}: {e}")),
-    }
+    protocol::parse_args(args).map_err(|e| format!("invalid arguments for {tool}: {e}"))
 }
 
 fn structured<T: serde::Serialize>(r: Result<T, ApiError>) -> Result<CallToolResult, String> {
-    let value = serde_json::to_value(r.map_err(|e| e.to_string())?)
-        .map_err(|e| format!("internal error: {e}"))?;
-    Ok(CallToolResult::structured(value))
+    protocol::structured_value(r.map_err(|e| e.to_string())?)
+        .map_err(|e| format!("internal error: {e}"))
 }
 
 /// The `fleet-triage` prompt's arguments.
@@ -278,15 +262,9 @@ pub fn triage_prompt(selector: Option<&str>, since_seconds: Option<u64>) -> Stri
 
 impl<C: Cluster> ServerHandler for FleetServer<C> {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("k8s-mcp-agent-fleet", env!("CARGO_PKG_VERSION"))
-                .with_title("k8s-mcp-agent GPU diagnostics for a cluster"),
+        protocol::server_config(
+            "k8s-mcp-agent-fleet",
+            "k8s-mcp-agent GPU diagnostics for a cluster",
         )
         .with_instructions(INSTRUCTIONS)
     }
@@ -296,9 +274,7 @@ impl<C: Cluster> ServerHandler for FleetServer<C> {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone())
-            .with_ttl_ms(3_600_000)
-            .with_cache_scope(CacheScope::Public))
+        Ok(protocol::tool_list(self.tools.as_ref().clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -334,9 +310,7 @@ impl<C: Cluster> ServerHandler for FleetServer<C> {
             Some(args),
         )
         .with_title("Fleet GPU triage");
-        Ok(ListPromptsResult::with_all_items(vec![prompt])
-            .with_ttl_ms(3_600_000)
-            .with_cache_scope(CacheScope::Public))
+        Ok(protocol::prompt_list(vec![prompt]))
     }
 
     async fn get_prompt(
@@ -345,21 +319,16 @@ impl<C: Cluster> ServerHandler for FleetServer<C> {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if request.name != "fleet-triage" {
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown prompt {:?}; this server has: fleet-triage",
-                    request.name
-                ),
-                None,
+            return Err(protocol::unknown(
+                "prompt",
+                &request.name,
+                &["fleet-triage"],
             ));
         }
         let mut selector = None;
         let mut since = None;
         for (key, value) in request.arguments.unwrap_or_default() {
-            let text = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
+            let text = protocol::prompt_arg_text(value);
             match key.as_str() {
                 "selector" => selector = Some(text).filter(|s| !s.trim().is_empty()),
                 "since_seconds" if text.trim().is_empty() => {}

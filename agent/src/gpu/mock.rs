@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx, NvLinkCounter, Presence};
+use gpu_fixture::{
+    Counter, Fixture, FixtureGpu, FixtureMemory, FixtureMigMode, FixtureNvLinks, FixturePci,
+    FixtureProcess, FixtureUtilization, Fx, NvLinkCounter, Presence,
+};
 
 use super::*;
 use crate::clock::WallClock;
@@ -83,97 +86,12 @@ impl MockBackend {
             Presence::Lost => {
                 // The driver keeps a lost GPU's PCI location from enumeration.
                 let mut d = DeviceSnapshot::unreachable(index, Ok(()), lost);
-                d.pci = read(&gpu.pci).map(pci_info);
+                d.pci = mock::<kind::Pci>(&gpu.pci, elapsed);
                 return d;
             }
             Presence::Present | Presence::Absent => {}
         }
-        let counter = |c: &Fx<Counter>| read(c).map(|c| c.value_at(elapsed));
-        DeviceSnapshot {
-            index,
-            handle: Ok(()),
-            name: read(&gpu.name),
-            uuid: read(&gpu.uuid),
-            serial: read(&gpu.serial),
-            pci: read(&gpu.pci).map(pci_info),
-            architecture: read(&gpu.architecture),
-            compute_capability: read(&gpu.compute_capability).and_then(|s| {
-                ComputeCapability::parse(&s)
-                    .map_err(|e| ReadError::with_detail(NvmlReturn::InvalidArgument, e))
-            }),
-            vbios_version: read(&gpu.vbios_version),
-            memory: read(&gpu.memory).map(|m| MemoryInfo {
-                total_bytes: m.total_bytes,
-                used_bytes: m.used_bytes,
-                free_bytes: m.free(),
-            }),
-            temperature_c: read(&gpu.temperature_c),
-            temperature_slowdown_c: read(&gpu.temperature_slowdown_c),
-            temperature_shutdown_c: read(&gpu.temperature_shutdown_c),
-            // NVML reports milliwatts: round through them so mock and real agree to the milliwatt.
-            power_draw_watts: read(&gpu.power_draw_watts).map(milliwatt_precision),
-            power_limit_watts: read(&gpu.power_limit_watts).map(milliwatt_precision),
-            clock_sm_mhz: read(&gpu.clock_sm_mhz),
-            clock_memory_mhz: read(&gpu.clock_memory_mhz),
-            clock_sm_max_mhz: read(&gpu.clock_sm_max_mhz),
-            clock_memory_max_mhz: read(&gpu.clock_memory_max_mhz),
-            utilization: read(&gpu.utilization).map(|u| Utilization {
-                gpu_percent: u.gpu_percent,
-                memory_percent: u.memory_percent,
-            }),
-            pcie_gen_current: read(&gpu.pcie_gen_current),
-            pcie_gen_max: read(&gpu.pcie_gen_max),
-            pcie_width_current: read(&gpu.pcie_width_current),
-            pcie_width_max: read(&gpu.pcie_width_max),
-            pcie_replay_counter: counter(&gpu.pcie_replay_counter),
-            persistence_mode: read(&gpu.persistence_mode),
-            mig_mode: read(&gpu.mig_mode).map(|m| MigMode {
-                current: m.current,
-                pending: m.pending,
-            }),
-            compute_mode: read(&gpu.compute_mode),
-            processes: read(&gpu.processes).map(|ps| {
-                ps.into_iter()
-                    .map(|p| GpuProcess {
-                        pid: p.pid,
-                        used_memory_bytes: p.used_memory_bytes,
-                    })
-                    .collect()
-            }),
-            ecc_enabled: read(&gpu.ecc_enabled),
-            ecc_volatile_corrected: counter(&gpu.ecc_volatile_corrected),
-            ecc_volatile_uncorrected: counter(&gpu.ecc_volatile_uncorrected),
-            ecc_aggregate_corrected: counter(&gpu.ecc_aggregate_corrected),
-            ecc_aggregate_uncorrected: counter(&gpu.ecc_aggregate_uncorrected),
-            retired_pages_sbe: read(&gpu.retired_pages_sbe),
-            retired_pages_dbe: read(&gpu.retired_pages_dbe),
-            retired_pages_pending: read(&gpu.retired_pages_pending),
-            remapped_rows_correctable: read(&gpu.remapped_rows_correctable),
-            remapped_rows_uncorrectable: read(&gpu.remapped_rows_uncorrectable),
-            remap_pending: read(&gpu.remap_pending),
-            remap_failure: read(&gpu.remap_failure),
-            clock_event_reasons: read(&gpu.clock_event_reasons).map(|r| ClockEventReason::mask(&r)),
-            violation_thermal_ns: counter(&gpu.violation_thermal_ns),
-            violation_power_ns: counter(&gpu.violation_power_ns),
-            inforom_valid: read(&gpu.inforom_valid),
-            nvlinks: read(&gpu.nvlink).map(|links| {
-                (0..links.links)
-                    .map(|n| {
-                        let l = links.link(n);
-                        let c = |which| counter(&l.counter(which));
-                        NvLinkSnapshot {
-                            link: n,
-                            active: read(&l.active()),
-                            crc_flit_errors: c(NvLinkCounter::CrcFlit),
-                            crc_data_errors: c(NvLinkCounter::CrcData),
-                            replay_errors: c(NvLinkCounter::Replay),
-                            recovery_errors: c(NvLinkCounter::Recovery),
-                        }
-                    })
-                    .collect()
-            }),
-            recovery_action: read(&gpu.recovery_action),
-        }
+        mock_device(index, gpu, elapsed)
     }
 
     fn visible(&self, elapsed: Duration) -> impl Iterator<Item = (u32, &FixtureGpu)> {
@@ -246,20 +164,148 @@ impl MockBackend {
     }
 }
 
-fn pci_info(p: gpu_fixture::FixturePci) -> PciInfo {
-    PciInfo {
-        bus_id: p.bus_id,
-        device_id: p.device_id,
-        subsystem_id: p.subsystem_id,
+/// Writes `mock_device`, which reads every value of the table of GPU values from the fixture.
+macro_rules! mock_device {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $kind:ident, unit $unit:literal, nvml $call:expr, fixture $key:literal,
+            output [$($(#[doc = $odoc:literal])* $okey:ident: $oty:ty),* $(,)?];
+    )*) => {
+        /// A present GPU as the fixture describes it `elapsed` after the backend started.
+        fn mock_device(index: u32, gpu: &FixtureGpu, elapsed: Duration) -> DeviceSnapshot {
+            DeviceSnapshot {
+                index,
+                handle: Ok(()),
+                $($name: mock::<kind::$kind>(&gpu.$name, elapsed),)*
+            }
+        }
+    };
+}
+gpu_fixture::gpu_values!(mock_device);
+
+/// How the mock backend reads a kind of value from its fixture: what NVML would report for it.
+trait MockValue: ReadingKind {
+    /// The reading of a fixture value `elapsed` after the backend started.
+    fn reading(value: &Self::Fixture, elapsed: Duration) -> Reading<Self::Reading>;
+}
+
+fn mock<K: MockValue>(value: &Fx<K::Fixture>, elapsed: Duration) -> Reading<K::Reading> {
+    value
+        .as_result()
+        .map_err(ReadError::new)
+        .and_then(|v| K::reading(v, elapsed))
+}
+
+/// Kinds whose fixture value is the reading.
+macro_rules! as_read {
+    ($($kind:ident),*) => {$(
+        impl MockValue for kind::$kind {
+            fn reading(value: &Self::Fixture, _: Duration) -> Reading<Self::Reading> {
+                Ok(value.clone())
+            }
+        }
+    )*};
+}
+as_read!(Text, Count, Flag, Arch, Compute, Inforom);
+
+impl MockValue for kind::Cumulative {
+    fn reading(value: &Counter, elapsed: Duration) -> Reading<u64> {
+        Ok(value.value_at(elapsed))
+    }
+}
+
+impl MockValue for kind::Watts {
+    /// NVML reports milliwatts: round through them so mock and real agree to the milliwatt.
+    fn reading(watts: &f64, _: Duration) -> Reading<f64> {
+        Ok((watts * 1000.0).round() / 1000.0)
+    }
+}
+
+impl MockValue for kind::Reasons {
+    fn reading(reasons: &Vec<ClockEventReason>, _: Duration) -> Reading<u64> {
+        Ok(ClockEventReason::mask(reasons))
+    }
+}
+
+impl MockValue for kind::Capability {
+    fn reading(text: &String, _: Duration) -> Reading<ComputeCapability> {
+        ComputeCapability::parse(text)
+            .map_err(|e| ReadError::with_detail(NvmlReturn::InvalidArgument, e))
+    }
+}
+
+impl MockValue for kind::Pci {
+    fn reading(p: &FixturePci, _: Duration) -> Reading<PciInfo> {
+        Ok(PciInfo {
+            bus_id: p.bus_id,
+            device_id: p.device_id,
+            subsystem_id: p.subsystem_id,
+        })
+    }
+}
+
+impl MockValue for kind::Memory {
+    fn reading(m: &FixtureMemory, _: Duration) -> Reading<MemoryInfo> {
+        Ok(MemoryInfo {
+            total_bytes: m.total_bytes,
+            used_bytes: m.used_bytes,
+            free_bytes: m.free(),
+        })
+    }
+}
+
+impl MockValue for kind::Utilization {
+    fn reading(u: &FixtureUtilization, _: Duration) -> Reading<Utilization> {
+        Ok(Utilization {
+            gpu_percent: u.gpu_percent,
+            memory_percent: u.memory_percent,
+        })
+    }
+}
+
+impl MockValue for kind::Mig {
+    fn reading(m: &FixtureMigMode, _: Duration) -> Reading<MigMode> {
+        Ok(MigMode {
+            current: m.current,
+            pending: m.pending,
+        })
+    }
+}
+
+impl MockValue for kind::Processes {
+    fn reading(ps: &Vec<FixtureProcess>, _: Duration) -> Reading<Vec<GpuProcess>> {
+        Ok(ps
+            .iter()
+            .map(|p| GpuProcess {
+                pid: p.pid,
+                used_memory_bytes: p.used_memory_bytes,
+            })
+            .collect())
+    }
+}
+
+impl MockValue for kind::NvLinks {
+    fn reading(links: &FixtureNvLinks, elapsed: Duration) -> Reading<Vec<NvLinkSnapshot>> {
+        let counter = |c: &Fx<Counter>| mock::<kind::Cumulative>(c, elapsed);
+        Ok((0..links.links)
+            .map(|n| {
+                let l = links.link(n);
+                let c = |which| counter(&l.counter(which));
+                NvLinkSnapshot {
+                    link: n,
+                    active: read(&l.active()),
+                    crc_flit_errors: c(NvLinkCounter::CrcFlit),
+                    crc_data_errors: c(NvLinkCounter::CrcData),
+                    replay_errors: c(NvLinkCounter::Replay),
+                    recovery_errors: c(NvLinkCounter::Recovery),
+                }
+            })
+            .collect())
     }
 }
 
 fn read<T: Clone>(fx: &Fx<T>) -> Reading<T> {
     fx.as_result().cloned().map_err(ReadError::new)
-}
-
-fn milliwatt_precision(watts: f64) -> f64 {
-    (watts * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

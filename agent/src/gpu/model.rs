@@ -4,7 +4,8 @@
 use std::fmt;
 
 pub use gpu_fixture::{
-    Architecture, ClockEventReason, ComputeCapability, ComputeMode, NvmlReturn, PciAddress,
+    Architecture, ClockEventReason, ComputeCapability, ComputeMode, NvmlCall, NvmlReturn,
+    PciAddress, ValueKind, kind,
 };
 
 /// Why one value is unavailable: the NVML code (identical on the mock and the real path) and, for
@@ -160,122 +161,75 @@ pub struct NvLinkSnapshot {
     pub recovery_errors: Reading<u64>,
 }
 
-/// Everything read from one GPU. Each value is read by one NVML call and fails on its own.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeviceSnapshot {
-    pub index: u32,
-    /// Getting the device handle itself; when it fails every other value carries the same error.
-    pub handle: Reading<()>,
-    pub name: Reading<String>,
-    pub uuid: Reading<String>,
-    pub serial: Reading<String>,
-    pub pci: Reading<PciInfo>,
-    pub architecture: Reading<Architecture>,
-    pub compute_capability: Reading<ComputeCapability>,
-    pub vbios_version: Reading<String>,
-    pub memory: Reading<MemoryInfo>,
-    pub temperature_c: Reading<u32>,
-    pub temperature_slowdown_c: Reading<u32>,
-    pub temperature_shutdown_c: Reading<u32>,
-    pub power_draw_watts: Reading<f64>,
-    pub power_limit_watts: Reading<f64>,
-    pub clock_sm_mhz: Reading<u32>,
-    pub clock_memory_mhz: Reading<u32>,
-    pub clock_sm_max_mhz: Reading<u32>,
-    pub clock_memory_max_mhz: Reading<u32>,
-    pub utilization: Reading<Utilization>,
-    pub pcie_gen_current: Reading<u32>,
-    pub pcie_gen_max: Reading<u32>,
-    pub pcie_width_current: Reading<u32>,
-    pub pcie_width_max: Reading<u32>,
-    pub pcie_replay_counter: Reading<u64>,
-    pub persistence_mode: Reading<bool>,
-    pub mig_mode: Reading<MigMode>,
-    pub compute_mode: Reading<ComputeMode>,
-    pub processes: Reading<Vec<GpuProcess>>,
-    pub ecc_enabled: Reading<bool>,
-    pub ecc_volatile_corrected: Reading<u64>,
-    pub ecc_volatile_uncorrected: Reading<u64>,
-    pub ecc_aggregate_corrected: Reading<u64>,
-    pub ecc_aggregate_uncorrected: Reading<u64>,
-    pub retired_pages_sbe: Reading<u32>,
-    pub retired_pages_dbe: Reading<u32>,
-    pub retired_pages_pending: Reading<bool>,
-    pub remapped_rows_correctable: Reading<u32>,
-    pub remapped_rows_uncorrectable: Reading<u32>,
-    pub remap_pending: Reading<bool>,
-    pub remap_failure: Reading<bool>,
-    /// Raw clock event ("throttle") reasons bitmask; decoded by the analysis layer.
-    pub clock_event_reasons: Reading<u64>,
-    /// Cumulative time (ns) clocks were held down for thermal reasons.
-    pub violation_thermal_ns: Reading<u64>,
-    /// Cumulative time (ns) clocks were held down for power reasons.
-    pub violation_power_ns: Reading<u64>,
-    /// `nvmlDeviceValidateInforom`: false when the infoROM is corrupted.
-    pub inforom_valid: Reading<bool>,
-    /// Per-link NVLink data; `Err(NOT_SUPPORTED)` on GPUs without NVLink.
-    pub nvlinks: Reading<Vec<NvLinkSnapshot>>,
-    /// NVML field 230, the driver's recommended recovery action.
-    pub recovery_action: Reading<u32>,
+/// What the agent reads for each kind of GPU value (the table's kinds, in [`gpu_fixture::kind`]).
+pub trait ReadingKind: ValueKind {
+    /// The snapshot's type for a value of this kind, in the snapshot's units.
+    type Reading: Clone + fmt::Debug + PartialEq;
 }
 
-impl DeviceSnapshot {
-    /// A GPU of which nothing could be read: every value carries `err` (a lost GPU is still listed).
-    pub fn unreachable(index: u32, handle: Reading<()>, err: ReadError) -> DeviceSnapshot {
-        fn e<T>(err: &ReadError) -> Reading<T> {
-            Err(err.clone())
+macro_rules! reading_kinds {
+    ($($kind:ident => $reading:ty),* $(,)?) => {$(
+        impl ReadingKind for kind::$kind {
+            type Reading = $reading;
         }
-        DeviceSnapshot {
-            index,
-            handle,
-            name: e(&err),
-            uuid: e(&err),
-            serial: e(&err),
-            pci: e(&err),
-            architecture: e(&err),
-            compute_capability: e(&err),
-            vbios_version: e(&err),
-            memory: e(&err),
-            temperature_c: e(&err),
-            temperature_slowdown_c: e(&err),
-            temperature_shutdown_c: e(&err),
-            power_draw_watts: e(&err),
-            power_limit_watts: e(&err),
-            clock_sm_mhz: e(&err),
-            clock_memory_mhz: e(&err),
-            clock_sm_max_mhz: e(&err),
-            clock_memory_max_mhz: e(&err),
-            utilization: e(&err),
-            pcie_gen_current: e(&err),
-            pcie_gen_max: e(&err),
-            pcie_width_current: e(&err),
-            pcie_width_max: e(&err),
-            pcie_replay_counter: e(&err),
-            persistence_mode: e(&err),
-            mig_mode: e(&err),
-            compute_mode: e(&err),
-            processes: e(&err),
-            ecc_enabled: e(&err),
-            ecc_volatile_corrected: e(&err),
-            ecc_volatile_uncorrected: e(&err),
-            ecc_aggregate_corrected: e(&err),
-            ecc_aggregate_uncorrected: e(&err),
-            retired_pages_sbe: e(&err),
-            retired_pages_dbe: e(&err),
-            retired_pages_pending: e(&err),
-            remapped_rows_correctable: e(&err),
-            remapped_rows_uncorrectable: e(&err),
-            remap_pending: e(&err),
-            remap_failure: e(&err),
-            clock_event_reasons: e(&err),
-            violation_thermal_ns: e(&err),
-            violation_power_ns: e(&err),
-            inforom_valid: e(&err),
-            nvlinks: e(&err),
-            recovery_action: e(&err),
-        }
-    }
+    )*};
+}
 
+reading_kinds! {
+    Text => String,
+    Count => u32,
+    Flag => bool,
+    Cumulative => u64,
+    Watts => f64,
+    Arch => Architecture,
+    Compute => ComputeMode,
+    Reasons => u64,
+    Capability => ComputeCapability,
+    Pci => PciInfo,
+    Memory => MemoryInfo,
+    Utilization => Utilization,
+    Mig => MigMode,
+    Inforom => bool,
+    NvLinks => Vec<NvLinkSnapshot>,
+    Processes => Vec<GpuProcess>,
+}
+
+/// Writes [`DeviceSnapshot`] from the table of GPU values: one reading per value.
+macro_rules! device_snapshot {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $kind:ident, unit $unit:literal, nvml $call:expr, fixture $key:literal,
+            output [$($(#[doc = $odoc:literal])* $okey:ident: $oty:ty),* $(,)?];
+    )*) => {
+        /// Everything read from one GPU: one reading per row of the table of GPU values
+        /// ([`gpu_fixture::gpu_values!`]). Each value is read by one NVML call and fails on its own.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct DeviceSnapshot {
+            pub index: u32,
+            /// Getting the device handle itself; when it fails every other value carries the same error.
+            pub handle: Reading<()>,
+            $(
+                $(#[doc = $doc])*
+                pub $name: Reading<<kind::$kind as ReadingKind>::Reading>,
+            )*
+        }
+
+        impl DeviceSnapshot {
+            /// A GPU of which nothing could be read: every value carries `err` (a lost GPU is still
+            /// listed).
+            pub fn unreachable(index: u32, handle: Reading<()>, err: ReadError) -> DeviceSnapshot {
+                DeviceSnapshot {
+                    index,
+                    handle,
+                    $($name: Err(err.clone()),)*
+                }
+            }
+        }
+    };
+}
+gpu_fixture::gpu_values!(device_snapshot);
+
+impl DeviceSnapshot {
     /// The GPU's identity part.
     pub fn identity(&self) -> DeviceIdentity {
         DeviceIdentity {

@@ -3,6 +3,7 @@
 
 mod calls;
 mod k8s_calls;
+pub mod protocol;
 pub mod schema;
 mod tools;
 pub mod transport;
@@ -14,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
-    ListPromptsResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
-    PromptMessage, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, ListPromptsResult,
+    ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, Role,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use tracing::Instrument;
 
 use crate::gpu::mock::MockBackend;
 use crate::gpu::{GpuBackend, NodeSnapshot};
@@ -140,27 +140,22 @@ impl GpuDiagServer {
         }
     }
 
-    /// Runs a tool call inside its own `tool` span.
+    /// Runs a tool call inside its own `tool` span; a failed tool is a result with `isError`.
     async fn dispatch(
         &self,
         name: &str,
         args: Option<JsonObject>,
     ) -> Result<CallToolResult, McpError> {
-        // `instrument`, not `enter`: a span entered across an await stays current for whatever else
-        // the thread polls meanwhile, so a concurrent call's log lines would carry this tool's name.
-        self.run_tool(name, args)
-            .instrument(tracing::info_span!("tool", name))
-            .await
+        protocol::run_tool(tracing::info_span!("tool", name), self.run_tool(name, args)).await
     }
 
-    /// Parses a tool's arguments and runs it; a failed tool is a result with `isError`.
+    /// Parses a tool's arguments and runs it.
     async fn run_tool(
         &self,
         name: &str,
         args: Option<JsonObject>,
-    ) -> Result<CallToolResult, McpError> {
-        let started = Instant::now();
-        let result = match name {
+    ) -> Result<Result<CallToolResult, ToolError>, McpError> {
+        Ok(match name {
             "get_gpu_inventory" => match parse_args("get_gpu_inventory", args) {
                 Ok(a) => structured(self.inventory(a).await),
                 Err(e) => Err(e),
@@ -187,24 +182,7 @@ impl GpuDiagServer {
             },
             other => {
                 let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
-                return Err(McpError::invalid_params(
-                    format!(
-                        "unknown tool {other:?}; this server has: {}",
-                        names.join(", ")
-                    ),
-                    None,
-                ));
-            }
-        };
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        Ok(match result {
-            Ok(ok) => {
-                tracing::debug!(elapsed_us, "tool succeeded");
-                ok
-            }
-            Err(e) => {
-                tracing::warn!(elapsed_us, error = %e, "tool failed");
-                CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+                return Err(protocol::unknown("tool", other, &names));
             }
         })
     }
@@ -218,17 +196,8 @@ history. Every result names its data_source: anything but `nvml` is simulated da
 
 impl ServerHandler for GpuDiagServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("k8s-mcp-agent", env!("CARGO_PKG_VERSION"))
-                .with_title("k8s-mcp-agent GPU diagnostics"),
-        )
-        .with_instructions(format!(
+        let config = protocol::server_config("k8s-mcp-agent", "k8s-mcp-agent GPU diagnostics");
+        config.with_instructions(format!(
             "{INSTRUCTIONS} This agent runs in {} mode; every tool it offers only reads.",
             match self.inner.opts.mode {
                 ToolPermission::ReadOnly => "read-only",
@@ -285,9 +254,7 @@ impl ServerHandler for GpuDiagServer {
                 Prompt::new(p.name, Some(p.description), Some(args)).with_title(p.title)
             })
             .collect();
-        Ok(ListPromptsResult::with_all_items(prompts)
-            .with_ttl_ms(3_600_000)
-            .with_cache_scope(CacheScope::Public))
+        Ok(protocol::prompt_list(prompts))
     }
 
     async fn get_prompt(
@@ -297,26 +264,13 @@ impl ServerHandler for GpuDiagServer {
     ) -> Result<GetPromptResponse, McpError> {
         let Some(prompt) = prompts::find(&request.name) else {
             let names: Vec<&str> = prompts::PROMPTS.iter().map(|p| p.name).collect();
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown prompt {:?}; this server has: {}",
-                    request.name,
-                    names.join(", ")
-                ),
-                None,
-            ));
+            return Err(protocol::unknown("prompt", &request.name, &names));
         };
         let args: BTreeMap<String, String> = request
             .arguments
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                (k, v)
-            })
+            .map(|(k, v)| (k, protocol::prompt_arg_text(v)))
             .collect();
         let text = prompt
             .render(&args)

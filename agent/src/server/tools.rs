@@ -291,20 +291,14 @@ pub(super) fn parse_args<T: DeserializeOwned + Default>(
     tool: &'static str,
     args: Option<JsonObject>,
 ) -> Result<T, ToolError> {
-    match args {
-        None => Ok(T::default()),
-        Some(obj) => serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
-            ToolError::Arguments {
-                tool,
-                message: e.to_string(),
-            }
-        }),
-    }
+    super::protocol::parse_args(args).map_err(|e| ToolError::Arguments {
+        tool,
+        message: e.to_string(),
+    })
 }
 
 pub(super) fn structured<T: serde::Serialize>(
     r: Result<T, ToolError>,
 ) -> Result<CallToolResult, ToolError> {
-    let value = serde_json::to_value(r?).map_err(|e| ToolError::Internal(e.to_string()))?;
-    Ok(CallToolResult::structured(value))
+    super::protocol::structured_value(r?).map_err(|e| ToolError::Internal(e.to_string()))
 }

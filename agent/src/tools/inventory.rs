@@ -6,7 +6,11 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{Collector, Unavailable};
-use crate::gpu::{Architecture, ComputeMode, DataSource, DeviceSnapshot, NodeSnapshot, ReadError};
+use crate::gpu::{
+    Architecture, ComputeCapability, ComputeMode, DataSource, DeviceSnapshot, GpuProcess,
+    MemoryInfo, MigMode, NodeSnapshot, NvLinkSnapshot, PciInfo, ReadError, ReadingKind,
+    Utilization, kind,
+};
 
 /// The node's GPU inventory.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -35,91 +39,151 @@ pub struct InventoryReport {
     pub process_attribution: Option<String>,
 }
 
-/// One GPU. Fields NVML could not read are absent and listed in `unavailable` with the reason.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct GpuInventory {
-    pub index: u32,
-    /// Set when the GPU could not be reached at all (e.g. fallen off the bus): the GPU is still listed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// NVML bus id, e.g. `00000000:18:00.0`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pci_bus_id: Option<String>,
-    /// PCI device and vendor id as NVML packs them, hex (`0x233010DE`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pci_device_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub architecture: Option<Architecture>,
-    /// CUDA compute capability, `MAJOR.MINOR`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compute_capability: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vbios_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_total_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_used_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_free_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_c: Option<u32>,
-    /// Temperature at which the GPU starts slowing its clocks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_slowdown_c: Option<u32>,
-    /// Temperature at which the GPU shuts down.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_shutdown_c: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub power_draw_watts: Option<f64>,
-    /// The power limit the driver enforces.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub power_limit_watts: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_sm_mhz: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_memory_mhz: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_sm_max_mhz: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_memory_max_mhz: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub utilization_gpu_percent: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub utilization_memory_percent: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pcie_gen_current: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pcie_gen_max: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pcie_width_current: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pcie_width_max: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub persistence_mode_enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mig_mode_enabled: Option<bool>,
-    /// MIG mode after the next GPU reset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mig_mode_pending: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compute_mode: Option<ComputeMode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecc_enabled: Option<bool>,
-    /// NVLinks the GPU has; absent on GPUs without NVLink (see `unavailable`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nvlink_links_total: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nvlink_links_active: Option<u32>,
-    /// Processes holding compute contexts (host PIDs).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub processes: Option<Vec<GpuProcessInfo>>,
-    pub unavailable: BTreeMap<String, Unavailable>,
+/// Writes [`GpuInventory`] and `gpu` from the table of GPU values: each value fills its output keys,
+/// in the table's order.
+macro_rules! gpu_inventory {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $kind:ident, unit $unit:literal, nvml $call:expr, fixture $key:literal,
+            output [$($(#[doc = $odoc:literal])* $okey:ident: $oty:ty),* $(,)?];
+    )*) => {
+        /// One GPU. Fields NVML could not read are absent and listed in `unavailable` with the reason.
+        #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+        pub struct GpuInventory {
+            pub index: u32,
+            /// Set when the GPU could not be reached at all (e.g. fallen off the bus): the GPU is still listed.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub error: Option<String>,
+            $($(
+                $(#[doc = $odoc])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $okey: Option<$oty>,
+            )*)*
+            pub unavailable: BTreeMap<String, Unavailable>,
+        }
+
+        fn gpu(d: &DeviceSnapshot) -> GpuInventory {
+            let mut c = Collector::default();
+            $(
+                let ($($okey,)*) = outputs!(c, d.$name, $kind, [$($okey),*]);
+            )*
+            GpuInventory {
+                index: d.index,
+                error: unreachable_reason(d),
+                $($($okey,)*)*
+                unavailable: c.unavailable,
+            }
+        }
+    };
+}
+
+/// One value's output fields: none, one ([`OutputValue`]) or several ([`OutputGroup`]).
+macro_rules! outputs {
+    ($c:ident, $reading:expr, $kind:ident, []) => {
+        ()
+    };
+    ($c:ident, $reading:expr, $kind:ident, [$key:ident]) => {
+        ($c.take(stringify!($key), &$reading)
+            .map(<kind::$kind as OutputValue>::output),)
+    };
+    ($c:ident, $reading:expr, $kind:ident, [$($key:ident),+]) => {
+        $c.take_group(&[$(stringify!($key)),+], &$reading)
+            .as_ref()
+            .map_or_else(Default::default, <kind::$kind as OutputGroup>::outputs)
+    };
+}
+
+gpu_fixture::gpu_values!(gpu_inventory);
+
+/// A kind of value shown as one output field.
+trait OutputValue: ReadingKind {
+    type Output;
+    fn output(reading: Self::Reading) -> Self::Output;
+}
+
+/// Kinds shown as they are read.
+macro_rules! shown_as_read {
+    ($($kind:ident),*) => {$(
+        impl OutputValue for kind::$kind {
+            type Output = Self::Reading;
+            fn output(reading: Self::Reading) -> Self::Reading {
+                reading
+            }
+        }
+    )*};
+}
+shown_as_read!(Text, Count, Flag, Watts, Arch, Compute);
+
+impl OutputValue for kind::Capability {
+    type Output = String;
+    fn output(cc: ComputeCapability) -> String {
+        format!("{}.{}", cc.major, cc.minor)
+    }
+}
+
+impl OutputValue for kind::Processes {
+    type Output = Vec<GpuProcessInfo>;
+    fn output(processes: Vec<GpuProcess>) -> Vec<GpuProcessInfo> {
+        processes
+            .into_iter()
+            .map(|p| GpuProcessInfo {
+                pid: p.pid,
+                used_memory_bytes: p.used_memory_bytes,
+                namespace: None,
+                pod: None,
+                container: None,
+                pod_uid: None,
+                container_id: None,
+                owner_unknown: None,
+            })
+            .collect()
+    }
+}
+
+/// A kind of value shown as several output fields (a tuple of options, in output order; all `None`
+/// when the value is unavailable).
+trait OutputGroup: ReadingKind {
+    type Outputs: Default;
+    fn outputs(reading: &Self::Reading) -> Self::Outputs;
+}
+
+impl OutputGroup for kind::Pci {
+    type Outputs = (Option<String>, Option<String>);
+    fn outputs(p: &PciInfo) -> Self::Outputs {
+        (
+            Some(p.bus_id.nvml_bus_id()),
+            Some(format!("0x{:08X}", p.device_id)),
+        )
+    }
+}
+
+impl OutputGroup for kind::Memory {
+    type Outputs = (Option<u64>, Option<u64>, Option<u64>);
+    fn outputs(m: &MemoryInfo) -> Self::Outputs {
+        (Some(m.total_bytes), Some(m.used_bytes), Some(m.free_bytes))
+    }
+}
+
+impl OutputGroup for kind::Utilization {
+    type Outputs = (Option<u32>, Option<u32>);
+    fn outputs(u: &Utilization) -> Self::Outputs {
+        (Some(u.gpu_percent), Some(u.memory_percent))
+    }
+}
+
+impl OutputGroup for kind::Mig {
+    type Outputs = (Option<bool>, Option<bool>);
+    fn outputs(m: &MigMode) -> Self::Outputs {
+        (Some(m.current), Some(m.pending))
+    }
+}
+
+impl OutputGroup for kind::NvLinks {
+    type Outputs = (Option<u32>, Option<u32>);
+    fn outputs(links: &Vec<NvLinkSnapshot>) -> Self::Outputs {
+        let active = links.iter().filter(|l| l.active == Ok(true)).count();
+        (Some(links.len() as u32), Some(active as u32))
+    }
 }
 
 /// A process using the GPU.
@@ -164,81 +228,6 @@ pub fn build(
         gpus: snapshot.devices.iter().map(gpu).collect(),
         unavailable: node.unavailable,
         process_attribution: None,
-    }
-}
-
-fn gpu(d: &DeviceSnapshot) -> GpuInventory {
-    let mut c = Collector::default();
-    let pci = c.take_group(&["pci_bus_id", "pci_device_id"], &d.pci);
-    let memory = c.take_group(
-        &[
-            "memory_total_bytes",
-            "memory_used_bytes",
-            "memory_free_bytes",
-        ],
-        &d.memory,
-    );
-    let utilization = c.take_group(
-        &["utilization_gpu_percent", "utilization_memory_percent"],
-        &d.utilization,
-    );
-    let mig = c.take_group(&["mig_mode_enabled", "mig_mode_pending"], &d.mig_mode);
-    let links = c.take_group(&["nvlink_links_total", "nvlink_links_active"], &d.nvlinks);
-    GpuInventory {
-        index: d.index,
-        error: unreachable_reason(d),
-        name: c.take("name", &d.name),
-        uuid: c.take("uuid", &d.uuid),
-        serial: c.take("serial", &d.serial),
-        pci_bus_id: pci.as_ref().map(|p| p.bus_id.nvml_bus_id()),
-        pci_device_id: pci.as_ref().map(|p| format!("0x{:08X}", p.device_id)),
-        architecture: c.take("architecture", &d.architecture),
-        compute_capability: c
-            .take("compute_capability", &d.compute_capability)
-            .map(|cc| format!("{}.{}", cc.major, cc.minor)),
-        vbios_version: c.take("vbios_version", &d.vbios_version),
-        memory_total_bytes: memory.as_ref().map(|m| m.total_bytes),
-        memory_used_bytes: memory.as_ref().map(|m| m.used_bytes),
-        memory_free_bytes: memory.as_ref().map(|m| m.free_bytes),
-        temperature_c: c.take("temperature_c", &d.temperature_c),
-        temperature_slowdown_c: c.take("temperature_slowdown_c", &d.temperature_slowdown_c),
-        temperature_shutdown_c: c.take("temperature_shutdown_c", &d.temperature_shutdown_c),
-        power_draw_watts: c.take("power_draw_watts", &d.power_draw_watts),
-        power_limit_watts: c.take("power_limit_watts", &d.power_limit_watts),
-        clock_sm_mhz: c.take("clock_sm_mhz", &d.clock_sm_mhz),
-        clock_memory_mhz: c.take("clock_memory_mhz", &d.clock_memory_mhz),
-        clock_sm_max_mhz: c.take("clock_sm_max_mhz", &d.clock_sm_max_mhz),
-        clock_memory_max_mhz: c.take("clock_memory_max_mhz", &d.clock_memory_max_mhz),
-        utilization_gpu_percent: utilization.as_ref().map(|u| u.gpu_percent),
-        utilization_memory_percent: utilization.as_ref().map(|u| u.memory_percent),
-        pcie_gen_current: c.take("pcie_gen_current", &d.pcie_gen_current),
-        pcie_gen_max: c.take("pcie_gen_max", &d.pcie_gen_max),
-        pcie_width_current: c.take("pcie_width_current", &d.pcie_width_current),
-        pcie_width_max: c.take("pcie_width_max", &d.pcie_width_max),
-        persistence_mode_enabled: c.take("persistence_mode_enabled", &d.persistence_mode),
-        mig_mode_enabled: mig.as_ref().map(|m| m.current),
-        mig_mode_pending: mig.as_ref().map(|m| m.pending),
-        compute_mode: c.take("compute_mode", &d.compute_mode),
-        ecc_enabled: c.take("ecc_enabled", &d.ecc_enabled),
-        nvlink_links_total: links.as_ref().map(|l| l.len() as u32),
-        nvlink_links_active: links
-            .as_ref()
-            .map(|l| l.iter().filter(|l| l.active == Ok(true)).count() as u32),
-        processes: c.take("processes", &d.processes).map(|ps| {
-            ps.into_iter()
-                .map(|p| GpuProcessInfo {
-                    pid: p.pid,
-                    used_memory_bytes: p.used_memory_bytes,
-                    namespace: None,
-                    pod: None,
-                    container: None,
-                    pod_uid: None,
-                    container_id: None,
-                    owner_unknown: None,
-                })
-                .collect()
-        }),
-        unavailable: c.unavailable,
     }
 }
 
@@ -320,6 +309,25 @@ mod tests {
         let json = serde_json::to_value(g).unwrap();
         assert!(json.get("temperature_c").is_none(), "absent, not null or 0");
         assert_eq!(r.gpus[0].temperature_c, Some(33));
+    }
+
+    #[test]
+    fn every_output_key_of_a_value_the_gpu_lacks_is_unavailable_with_its_reason() {
+        let r = report("node: {}\ngpus: [{}]");
+        let g = &r.gpus[0];
+        let json = serde_json::to_value(g).unwrap();
+        for value in gpu_fixture::GPU_VALUES {
+            for key in value.output_keys {
+                assert_eq!(g.unavailable[*key].code, NvmlReturn::NotSupported, "{key}");
+                assert!(json.get(*key).is_none(), "{key} is absent, not null or 0");
+            }
+        }
+        let keys: usize = gpu_fixture::GPU_VALUES
+            .iter()
+            .map(|v| v.output_keys.len())
+            .sum();
+        assert_eq!(g.unavailable.len(), keys);
+        assert_eq!(keys, 34);
     }
 
     #[test]

@@ -446,5 +446,4 @@ pub fn explain(code: u32) -> XidExplanation {
 }
 
 #[cfg(test)]
-#[path = "analyze_tests.rs"]
 mod tests;

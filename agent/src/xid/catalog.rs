@@ -220,5 +220,4 @@ pub fn unknown_code_meaning() -> String {
 }
 
 #[cfg(test)]
-#[path = "catalog_tests.rs"]
 mod tests;

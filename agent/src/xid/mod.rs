@@ -15,8 +15,6 @@
 
 mod analyze;
 pub mod catalog;
-#[cfg(test)]
-mod catalog_csv;
 mod coverage;
 pub mod detail;
 pub mod parse;

@@ -410,5 +410,4 @@ fn split_field(value: &str) -> (&str, &str) {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;

@@ -507,5 +507,4 @@ fn read_lines(
 }
 
 #[cfg(test)]
-#[path = "source_tests.rs"]
 mod tests;

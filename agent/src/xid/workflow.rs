@@ -658,5 +658,4 @@ fn join(codes: &BTreeSet<u32>) -> String {
 }
 
 #[cfg(test)]
-#[path = "workflow_tests.rs"]
 mod tests;

@@ -3,41 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use gpu_fixture::{Counter, Fixture, FixtureGpu, Fx};
+use gpu_fixture::{Fixture, FixtureGpu};
 
 /// Sets every growing counter of `gpu` to its starting value.
 pub fn freeze_counters(gpu: &mut FixtureGpu) {
-    fn freeze(c: &mut Fx<Counter>) {
-        if let Fx::Value(Counter::Growing { value, .. }) = *c {
-            *c = Fx::Value(Counter::Fixed(value));
-        }
-    }
-    for c in [
-        &mut gpu.pcie_replay_counter,
-        &mut gpu.ecc_volatile_corrected,
-        &mut gpu.ecc_volatile_uncorrected,
-        &mut gpu.ecc_aggregate_corrected,
-        &mut gpu.ecc_aggregate_uncorrected,
-        &mut gpu.violation_thermal_ns,
-        &mut gpu.violation_power_ns,
-    ] {
-        freeze(c);
-    }
-    if let Fx::Value(links) = &mut gpu.nvlink {
-        for link in std::iter::once(&mut links.defaults).chain(links.overrides.values_mut()) {
-            for c in [
-                &mut link.crc_flit_errors,
-                &mut link.crc_data_errors,
-                &mut link.replay_errors,
-                &mut link.recovery_errors,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                freeze(c);
-            }
-        }
-    }
+    gpu.freeze_counters();
 }
 
 /// A fixture as a YAML document of the fixture format (GPUs fully spelled out, no `gpu_defaults`).

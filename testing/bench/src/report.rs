@@ -732,7 +732,7 @@ pub fn markdown(
     for note in notes {
         let _ = writeln!(md, "Note: {note}\n");
     }
-    md.push_str("\n## Targets (from issue 7; reported, not CI gates)\n\n");
+    md.push_str("\n## Targets (reported, not CI gates)\n\n");
     let _ = writeln!(md, "{}", markdown_row(&["Target", "Measured", "Met"]));
     let _ = writeln!(md, "|---|---|---|");
     for t in targets {

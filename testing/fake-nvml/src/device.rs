@@ -1,27 +1,28 @@
 //! Per-GPU queries that return one value or one struct: identity, memory, thermals, power, clocks, PCIe,
-//! modes, ECC, clock event reasons, violation time, infoROM.
+//! modes, ECC, clock event reasons, violation time, infoROM. A query for one number or string answers
+//! with the table of GPU values' row for its call ([`gpu_fixture::gpu_values!`]).
 
 // Matching on nvml.h's constants by their C names.
 #![allow(non_upper_case_globals)]
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
-use gpu_fixture::{ClockEventReason, NvmlReturn};
+use gpu_fixture::{NvmlCall, NvmlReturn};
 use nvml_wrapper_sys::bindings::*;
 
 use crate::ffi::{exports, out, write_str};
 use crate::state::{query, query_enumeration};
-use crate::values::{counter, enable_state, fx, milliwatts};
+use crate::values::{enable_state, flag, fx, number, text, uint};
 
 /// `NVML_STRUCT_VERSION(Memory, 2)`: what `nvmlDeviceGetMemoryInfo_v2` requires in `version`.
 const MEMORY_V2_VERSION: c_uint = (size_of::<nvmlMemory_v2_t>() | (2 << 24)) as c_uint;
 
-/// Copies a fixture string into a caller's buffer.
+/// Copies the string the table's value for `call` holds into a caller's buffer.
 macro_rules! string_query {
-    ($($name:ident => $field:ident),* $(,)?) => {
+    ($($name:ident => $call:ident),* $(,)?) => {
         exports! {$(
             fn $name(device: nvmlDevice_t, buf: *mut c_char, length: c_uint) {
-                let v = query(device, |g, _| fx(&g.$field))?;
+                let v = text(device, NvmlCall::$call)?;
                 // SAFETY: the caller passes a buffer of `length` bytes (nvml.h).
                 unsafe { write_str(buf, length, &v) }
             }
@@ -29,14 +30,14 @@ macro_rules! string_query {
     };
 }
 
-/// Writes one `unsigned int` the fixture holds.
+/// Writes the `unsigned int` the table's value for `call` holds.
 macro_rules! uint_query {
-    ($($name:ident => $field:ident),* $(,)?) => {
+    ($($name:ident => $call:ident),* $(,)?) => {
         exports! {$(
             fn $name(device: nvmlDevice_t, value: *mut c_uint) {
                 // SAFETY: the caller passes a valid pointer or null (nvml.h).
                 let out = unsafe { out(value) }?;
-                *out = query(device, |g, _| fx(&g.$field))?;
+                *out = uint(device, NvmlCall::$call, NvmlReturn::NotSupported)?;
                 Ok(())
             }
         )*}
@@ -44,17 +45,20 @@ macro_rules! uint_query {
 }
 
 string_query! {
-    nvmlDeviceGetName => name,
-    nvmlDeviceGetUUID => uuid,
-    nvmlDeviceGetSerial => serial,
-    nvmlDeviceGetVbiosVersion => vbios_version,
+    nvmlDeviceGetName => Name,
+    nvmlDeviceGetUUID => Uuid,
+    nvmlDeviceGetSerial => Serial,
+    nvmlDeviceGetVbiosVersion => VbiosVersion,
 }
 
 uint_query! {
-    nvmlDeviceGetCurrPcieLinkGeneration => pcie_gen_current,
-    nvmlDeviceGetMaxPcieLinkGeneration => pcie_gen_max,
-    nvmlDeviceGetCurrPcieLinkWidth => pcie_width_current,
-    nvmlDeviceGetMaxPcieLinkWidth => pcie_width_max,
+    nvmlDeviceGetCurrPcieLinkGeneration => CurrPcieLinkGeneration,
+    nvmlDeviceGetMaxPcieLinkGeneration => MaxPcieLinkGeneration,
+    nvmlDeviceGetCurrPcieLinkWidth => CurrPcieLinkWidth,
+    nvmlDeviceGetMaxPcieLinkWidth => MaxPcieLinkWidth,
+    nvmlDeviceGetPowerUsage => PowerUsage,
+    nvmlDeviceGetEnforcedPowerLimit => EnforcedPowerLimit,
+    nvmlDeviceGetPcieReplayCounter => PcieReplayCounter,
 }
 
 exports! {
@@ -80,7 +84,7 @@ exports! {
     fn nvmlDeviceGetArchitecture(device: nvmlDevice_t, arch: *mut nvmlDeviceArchitecture_t) {
         // SAFETY: as above.
         let out = unsafe { out(arch) }?;
-        *out = query(device, |g, _| fx(&g.architecture))?.nvml_value();
+        *out = uint(device, NvmlCall::Architecture, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
@@ -112,10 +116,7 @@ exports! {
     fn nvmlDeviceGetTemperature(device: nvmlDevice_t, sensor: nvmlTemperatureSensors_t, temp: *mut c_uint) {
         // SAFETY: as above.
         let out = unsafe { out(temp) }?;
-        *out = query(device, |g, _| match sensor {
-            nvmlTemperatureSensors_enum_NVML_TEMPERATURE_GPU => fx(&g.temperature_c),
-            _ => Err(NvmlReturn::InvalidArgument),
-        })?;
+        *out = uint(device, NvmlCall::Temperature { sensor }, NvmlReturn::InvalidArgument)?;
         Ok(())
     }
 
@@ -126,47 +127,21 @@ exports! {
     ) {
         // SAFETY: as above.
         let out = unsafe { out(temp) }?;
-        *out = query(device, |g, _| match threshold {
-            nvmlTemperatureThresholds_enum_NVML_TEMPERATURE_THRESHOLD_SHUTDOWN => fx(&g.temperature_shutdown_c),
-            nvmlTemperatureThresholds_enum_NVML_TEMPERATURE_THRESHOLD_SLOWDOWN => fx(&g.temperature_slowdown_c),
-            _ => Err(NvmlReturn::NotSupported),
-        })?;
-        Ok(())
-    }
-
-    fn nvmlDeviceGetPowerUsage(device: nvmlDevice_t, power: *mut c_uint) {
-        // SAFETY: as above.
-        let out = unsafe { out(power) }?;
-        *out = milliwatts(query(device, |g, _| fx(&g.power_draw_watts))?);
-        Ok(())
-    }
-
-    fn nvmlDeviceGetEnforcedPowerLimit(device: nvmlDevice_t, limit: *mut c_uint) {
-        // SAFETY: as above.
-        let out = unsafe { out(limit) }?;
-        *out = milliwatts(query(device, |g, _| fx(&g.power_limit_watts))?);
+        *out = uint(device, NvmlCall::TemperatureThreshold { threshold }, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
     fn nvmlDeviceGetClockInfo(device: nvmlDevice_t, clock_type: nvmlClockType_t, clock: *mut c_uint) {
         // SAFETY: as above.
         let out = unsafe { out(clock) }?;
-        *out = query(device, |g, _| match clock_type {
-            nvmlClockType_enum_NVML_CLOCK_SM => fx(&g.clock_sm_mhz),
-            nvmlClockType_enum_NVML_CLOCK_MEM => fx(&g.clock_memory_mhz),
-            _ => Err(NvmlReturn::NotSupported),
-        })?;
+        *out = uint(device, NvmlCall::ClockInfo { clock: clock_type }, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
     fn nvmlDeviceGetMaxClockInfo(device: nvmlDevice_t, clock_type: nvmlClockType_t, clock: *mut c_uint) {
         // SAFETY: as above.
         let out = unsafe { out(clock) }?;
-        *out = query(device, |g, _| match clock_type {
-            nvmlClockType_enum_NVML_CLOCK_SM => fx(&g.clock_sm_max_mhz),
-            nvmlClockType_enum_NVML_CLOCK_MEM => fx(&g.clock_memory_max_mhz),
-            _ => Err(NvmlReturn::NotSupported),
-        })?;
+        *out = uint(device, NvmlCall::MaxClockInfo { clock: clock_type }, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
@@ -179,18 +154,10 @@ exports! {
         Ok(())
     }
 
-    fn nvmlDeviceGetPcieReplayCounter(device: nvmlDevice_t, value: *mut c_uint) {
-        // SAFETY: as above.
-        let out = unsafe { out(value) }?;
-        let v = query(device, |g, t| counter(&g.pcie_replay_counter, t))?;
-        *out = c_uint::try_from(v).unwrap_or(c_uint::MAX);
-        Ok(())
-    }
-
     fn nvmlDeviceGetPersistenceMode(device: nvmlDevice_t, mode: *mut nvmlEnableState_t) {
         // SAFETY: as above.
         let out = unsafe { out(mode) }?;
-        *out = enable_state(query(device, |g, _| fx(&g.persistence_mode))?);
+        *out = enable_state(flag(device, NvmlCall::PersistenceMode)?);
         Ok(())
     }
 
@@ -206,14 +173,14 @@ exports! {
     fn nvmlDeviceGetComputeMode(device: nvmlDevice_t, mode: *mut nvmlComputeMode_t) {
         // SAFETY: as above.
         let out = unsafe { out(mode) }?;
-        *out = query(device, |g, _| fx(&g.compute_mode))?.nvml_value();
+        *out = uint(device, NvmlCall::ComputeMode, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
     fn nvmlDeviceGetEccMode(device: nvmlDevice_t, current: *mut nvmlEnableState_t, pending: *mut nvmlEnableState_t) {
         // SAFETY: as above.
         let (current, pending) = unsafe { (out(current)?, out(pending)?) };
-        let on = query(device, |g, _| fx(&g.ecc_enabled))?;
+        let on = flag(device, NvmlCall::EccMode)?;
         *current = enable_state(on);
         *pending = enable_state(on);
         Ok(())
@@ -227,23 +194,15 @@ exports! {
     ) {
         // SAFETY: as above.
         let out = unsafe { out(ecc_counts) }?;
-        *out = query(device, |g, t| {
-            let c = match (error_type, counter_type) {
-                (nvmlMemoryErrorType_enum_NVML_MEMORY_ERROR_TYPE_CORRECTED, nvmlEccCounterType_enum_NVML_VOLATILE_ECC) => &g.ecc_volatile_corrected,
-                (nvmlMemoryErrorType_enum_NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvmlEccCounterType_enum_NVML_VOLATILE_ECC) => &g.ecc_volatile_uncorrected,
-                (nvmlMemoryErrorType_enum_NVML_MEMORY_ERROR_TYPE_CORRECTED, nvmlEccCounterType_enum_NVML_AGGREGATE_ECC) => &g.ecc_aggregate_corrected,
-                (nvmlMemoryErrorType_enum_NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvmlEccCounterType_enum_NVML_AGGREGATE_ECC) => &g.ecc_aggregate_uncorrected,
-                _ => return Err(NvmlReturn::InvalidArgument),
-            };
-            counter(c, t)
-        })?;
+        let call = NvmlCall::TotalEccErrors { error_type, counter_type };
+        *out = number(device, call, NvmlReturn::InvalidArgument)?;
         Ok(())
     }
 
     fn nvmlDeviceGetCurrentClocksThrottleReasons(device: nvmlDevice_t, reasons: *mut c_ulonglong) {
         // SAFETY: as above.
         let out = unsafe { out(reasons) }?;
-        *out = ClockEventReason::mask(&query(device, |g, _| fx(&g.clock_event_reasons))?);
+        *out = number(device, NvmlCall::CurrentClocksThrottleReasons, NvmlReturn::NotSupported)?;
         Ok(())
     }
 
@@ -254,11 +213,7 @@ exports! {
     ) {
         // SAFETY: as above.
         let out = unsafe { out(time) }?;
-        out.violationTime = query(device, |g, t| match policy {
-            nvmlPerfPolicyType_enum_NVML_PERF_POLICY_POWER => counter(&g.violation_power_ns, t),
-            nvmlPerfPolicyType_enum_NVML_PERF_POLICY_THERMAL => counter(&g.violation_thermal_ns, t),
-            _ => Err(NvmlReturn::NotSupported),
-        })?;
+        out.violationTime = number(device, NvmlCall::ViolationStatus { policy }, NvmlReturn::NotSupported)?;
         out.referenceTime = now_micros();
         Ok(())
     }

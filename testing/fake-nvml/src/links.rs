@@ -6,13 +6,13 @@
 
 use std::ffi::{c_int, c_uint, c_ulonglong};
 
-use gpu_fixture::{NvLinkCounter, NvmlReturn};
+use gpu_fixture::{NvLinkCounter, NvmlCall, NvmlReturn};
 use nvml_wrapper_sys::bindings::*;
 
 use crate::device::now_micros;
 use crate::ffi::{exports, out};
 use crate::state::query;
-use crate::values::{counter, enable_state, field_value, fx, retired_page};
+use crate::values::{counter, enable_state, field_value, flag, fx, retired_page, uint};
 
 /// `nvmlProcessInfo_t.gpuInstanceId`/`computeInstanceId` outside MIG.
 const NO_INSTANCE: c_uint = 0xFFFF_FFFF;
@@ -92,7 +92,7 @@ exports! {
     fn nvmlDeviceGetRetiredPagesPendingStatus(device: nvmlDevice_t, is_pending: *mut nvmlEnableState_t) {
         // SAFETY: the caller passes a valid pointer or null (nvml.h).
         let out = unsafe { out(is_pending) }?;
-        *out = enable_state(query(device, |g, _| fx(&g.retired_pages_pending))?);
+        *out = enable_state(flag(device, NvmlCall::RetiredPagesPendingStatus)?);
         Ok(())
     }
 
@@ -104,11 +104,11 @@ exports! {
         }
         // SAFETY: the caller passes `values_count` initialised entries (nvml.h).
         let values = unsafe { std::slice::from_raw_parts_mut(values, count) };
-        query(device, |g, _| {
+        query(device, |g, t| {
             for v in values.iter_mut() {
                 v.timestamp = now_micros() as i64;
                 v.latencyUsec = 0;
-                match field_value(g, v.fieldId) {
+                match field_value(g, v.fieldId, t) {
                     Ok(value) => {
                         v.nvmlReturn = crate::ffi::SUCCESS;
                         v.valueType = nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT;
@@ -126,7 +126,7 @@ exports! {
         // SAFETY: the caller passes a valid pointer or null (nvml.h).
         let out = unsafe { out(is_active) }?;
         let active = query(device, |g, _| {
-            let links = fx(&g.nvlink)?;
+            let links = fx(&g.nvlinks)?;
             if link >= links.links {
                 return Err(NvmlReturn::InvalidArgument);
             }
@@ -145,7 +145,7 @@ exports! {
         // SAFETY: as above.
         let out = unsafe { out(value) }?;
         *out = query(device, |g, t| {
-            let links = fx(&g.nvlink)?;
+            let links = fx(&g.nvlinks)?;
             if link >= links.links {
                 return Err(NvmlReturn::InvalidArgument);
             }
@@ -172,15 +172,11 @@ unsafe fn retired_pages(
 ) -> Result<(), NvmlReturn> {
     // SAFETY: guaranteed by the caller.
     let count = unsafe { out(page_count) }?;
-    let pages = query(device, |g, _| match cause {
-        nvmlPageRetirementCause_enum_NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS => {
-            fx(&g.retired_pages_sbe)
-        }
-        nvmlPageRetirementCause_enum_NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR => {
-            fx(&g.retired_pages_dbe)
-        }
-        _ => Err(NvmlReturn::InvalidArgument),
-    })?;
+    let pages = uint(
+        device,
+        NvmlCall::RetiredPages { cause },
+        NvmlReturn::InvalidArgument,
+    )?;
     match fits(pages as usize, count, addresses.is_null()) {
         Fits::Empty => Ok(()),
         Fits::TooSmall => Err(NvmlReturn::InsufficientSize),

@@ -9,12 +9,31 @@ use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
-use nvml_wrapper_sys::bindings::{NVML_NVLINK_MAX_LINKS, field_id};
+use nvml_wrapper_sys::bindings::NVML_NVLINK_MAX_LINKS;
 
 use crate::gpu::*;
 
 use super::error::read_error;
 use super::raw;
+
+/// Writes `read_present`, which reads every value of the table of GPU values through NVML.
+macro_rules! read_present {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $kind:ident, unit $unit:literal, nvml $call:expr, fixture $key:literal,
+            output [$($(#[doc = $odoc:literal])* $okey:ident: $oty:ty),* $(,)?];
+    )*) => {
+        /// Every value of a GPU whose handle was had.
+        fn read_present(index: u32, reader: &DeviceReader) -> DeviceSnapshot {
+            DeviceSnapshot {
+                index,
+                handle: Ok(()),
+                $($name: <kind::$kind as NvmlValue>::read(reader, $call),)*
+            }
+        }
+    };
+}
+gpu_fixture::gpu_values!(read_present);
 
 /// Reads GPU `index`; a GPU whose handle cannot be had is still returned, every value carrying why.
 pub fn read_device(nvml: &Nvml, index: u32) -> DeviceSnapshot {
@@ -25,71 +44,223 @@ pub fn read_device(nvml: &Nvml, index: u32) -> DeviceSnapshot {
             return DeviceSnapshot::unreachable(index, Err(e.clone()), e);
         }
     };
-    let [
-        remapped_rows_correctable,
-        remapped_rows_uncorrectable,
-        remap_pending,
-        remap_failure,
-        recovery_action,
-    ] = raw::field_values(
-        &device,
-        [
-            field_id::NVML_FI_DEV_REMAPPED_COR,
-            field_id::NVML_FI_DEV_REMAPPED_UNC,
-            field_id::NVML_FI_DEV_REMAPPED_PENDING,
-            field_id::NVML_FI_DEV_REMAPPED_FAILURE,
-            field_id::NVML_FI_DEV_GET_GPU_RECOVERY_ACTION,
-        ],
-    );
-    let d = &device;
-    DeviceSnapshot {
-        index,
-        handle: Ok(()),
-        name: r(d.name()),
-        uuid: r(d.uuid()),
-        serial: r(d.serial()),
-        pci: pci(d),
-        architecture: r(raw::architecture(d)).map(architecture),
-        compute_capability: r(d.cuda_compute_capability()).and_then(|cc| {
-            match (u32::try_from(cc.major), u32::try_from(cc.minor)) {
-                (Ok(major), Ok(minor)) => Ok(ComputeCapability { major, minor }),
-                _ => Err(ReadError::with_detail(
-                    NvmlReturn::Unknown,
-                    format!("NVML returned compute capability {}.{}", cc.major, cc.minor),
-                )),
+    read_present(index, &DeviceReader::new(&device))
+}
+
+/// One GPU's handle, with every field value the table reads fetched in one
+/// `nvmlDeviceGetFieldValues` call.
+struct DeviceReader<'a> {
+    device: &'a Device<'a>,
+    fields: Vec<(u32, Reading<u64>)>,
+}
+
+impl<'a> DeviceReader<'a> {
+    fn new(device: &'a Device<'a>) -> DeviceReader<'a> {
+        let ids: Vec<u32> = gpu_fixture::GPU_VALUES
+            .iter()
+            .filter_map(|v| match v.nvml {
+                NvmlCall::FieldValues { field_id } => Some(field_id),
+                _ => None,
+            })
+            .collect();
+        let values = raw::field_values(device, &ids);
+        DeviceReader {
+            device,
+            fields: ids.into_iter().zip(values).collect(),
+        }
+    }
+
+    fn field(&self, id: u32) -> Reading<u64> {
+        self.fields.iter().find(|(i, _)| *i == id).map_or_else(
+            || Err(mismatch(NvmlCall::FieldValues { field_id: id }, "a field")),
+            |(_, v)| v.clone(),
+        )
+    }
+}
+
+/// How the NVML backend reads a kind of value: the `nvml-wrapper` call behind each [`NvmlCall`] the
+/// table gives a value of this kind, converted to the snapshot's units.
+trait NvmlValue: ReadingKind {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<Self::Reading>;
+}
+
+/// A table row whose call does not give its kind's value (a mistake in the table, caught by the
+/// tests that compare the NVML and mock backends).
+fn mismatch(call: NvmlCall, what: &str) -> ReadError {
+    ReadError::with_detail(
+        NvmlReturn::Unknown,
+        format!("{call:?} does not read {what}"),
+    )
+}
+
+impl NvmlValue for kind::Text {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<String> {
+        let d = reader.device;
+        match call {
+            NvmlCall::Name => r(d.name()),
+            NvmlCall::Uuid => r(d.uuid()),
+            NvmlCall::Serial => r(d.serial()),
+            NvmlCall::VbiosVersion => r(d.vbios_version()),
+            _ => Err(mismatch(call, "a string")),
+        }
+    }
+}
+
+impl NvmlValue for kind::Count {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<u32> {
+        let d = reader.device;
+        match call {
+            NvmlCall::Temperature { sensor } => {
+                r(d.temperature(r(TemperatureSensor::try_from(sensor))?))
             }
-        }),
-        vbios_version: r(d.vbios_version()),
-        memory: r(d.memory_info()).map(|m| MemoryInfo {
+            NvmlCall::TemperatureThreshold { threshold } => {
+                r(d.temperature_threshold(r(TemperatureThreshold::try_from(threshold))?))
+            }
+            NvmlCall::ClockInfo { clock } => r(d.clock_info(r(Clock::try_from(clock))?)),
+            NvmlCall::MaxClockInfo { clock } => r(d.max_clock_info(r(Clock::try_from(clock))?)),
+            NvmlCall::CurrPcieLinkGeneration => r(d.current_pcie_link_gen()),
+            NvmlCall::MaxPcieLinkGeneration => r(d.max_pcie_link_gen()),
+            NvmlCall::CurrPcieLinkWidth => r(d.current_pcie_link_width()),
+            NvmlCall::MaxPcieLinkWidth => r(d.max_pcie_link_width()),
+            NvmlCall::RetiredPages { cause } => {
+                let pages = r(d.retired_pages(r(RetirementCause::try_from(cause))?))?;
+                to_u32(pages.len() as u64)
+            }
+            NvmlCall::FieldValues { field_id } => reader.field(field_id).and_then(to_u32),
+            _ => Err(mismatch(call, "a count")),
+        }
+    }
+}
+
+impl NvmlValue for kind::Flag {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<bool> {
+        let d = reader.device;
+        match call {
+            NvmlCall::PersistenceMode => r(d.is_in_persistent_mode()),
+            NvmlCall::EccMode => r(d.is_ecc_enabled()).map(|s| s.currently_enabled),
+            NvmlCall::RetiredPagesPendingStatus => r(d.are_pages_pending_retired()),
+            NvmlCall::FieldValues { field_id } => reader.field(field_id).map(|v| v != 0),
+            _ => Err(mismatch(call, "an on/off state")),
+        }
+    }
+}
+
+impl NvmlValue for kind::Cumulative {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<u64> {
+        let d = reader.device;
+        match call {
+            NvmlCall::PcieReplayCounter => r(d.pcie_replay_counter()).map(u64::from),
+            NvmlCall::TotalEccErrors {
+                error_type,
+                counter_type,
+            } => r(d.total_ecc_errors(
+                r(MemoryError::try_from(error_type))?,
+                r(EccCounter::try_from(counter_type))?,
+            )),
+            NvmlCall::ViolationStatus { policy } => {
+                r(d.violation_status(r(PerformancePolicy::try_from(policy))?))
+                    .map(|v| v.violation_time)
+            }
+            _ => Err(mismatch(call, "a counter")),
+        }
+    }
+}
+
+impl NvmlValue for kind::Watts {
+    fn read(reader: &DeviceReader, call: NvmlCall) -> Reading<f64> {
+        let d = reader.device;
+        match call {
+            NvmlCall::PowerUsage => r(d.power_usage()).map(watts),
+            NvmlCall::EnforcedPowerLimit => r(d.enforced_power_limit()).map(watts),
+            _ => Err(mismatch(call, "watts")),
+        }
+    }
+}
+
+impl NvmlValue for kind::Arch {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<Architecture> {
+        r(raw::architecture(reader.device)).map(architecture)
+    }
+}
+
+impl NvmlValue for kind::Compute {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<ComputeMode> {
+        r(reader.device.compute_mode()).map(compute_mode)
+    }
+}
+
+impl NvmlValue for kind::Reasons {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<u64> {
+        r(raw::clock_event_reasons(reader.device))
+    }
+}
+
+impl NvmlValue for kind::Capability {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<ComputeCapability> {
+        let cc = r(reader.device.cuda_compute_capability())?;
+        match (u32::try_from(cc.major), u32::try_from(cc.minor)) {
+            (Ok(major), Ok(minor)) => Ok(ComputeCapability { major, minor }),
+            _ => Err(ReadError::with_detail(
+                NvmlReturn::Unknown,
+                format!("NVML returned compute capability {}.{}", cc.major, cc.minor),
+            )),
+        }
+    }
+}
+
+impl NvmlValue for kind::Pci {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<PciInfo> {
+        pci(reader.device)
+    }
+}
+
+impl NvmlValue for kind::Memory {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<MemoryInfo> {
+        r(reader.device.memory_info()).map(|m| MemoryInfo {
             total_bytes: m.total,
             used_bytes: m.used,
             free_bytes: m.free,
-        }),
-        temperature_c: r(d.temperature(TemperatureSensor::Gpu)),
-        temperature_slowdown_c: r(d.temperature_threshold(TemperatureThreshold::Slowdown)),
-        temperature_shutdown_c: r(d.temperature_threshold(TemperatureThreshold::Shutdown)),
-        power_draw_watts: r(d.power_usage()).map(watts),
-        power_limit_watts: r(d.enforced_power_limit()).map(watts),
-        clock_sm_mhz: r(d.clock_info(Clock::SM)),
-        clock_memory_mhz: r(d.clock_info(Clock::Memory)),
-        clock_sm_max_mhz: r(d.max_clock_info(Clock::SM)),
-        clock_memory_max_mhz: r(d.max_clock_info(Clock::Memory)),
-        utilization: r(d.utilization_rates()).map(|u| Utilization {
+        })
+    }
+}
+
+impl NvmlValue for kind::Utilization {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<Utilization> {
+        r(reader.device.utilization_rates()).map(|u| Utilization {
             gpu_percent: u.gpu,
             memory_percent: u.memory,
-        }),
-        pcie_gen_current: r(d.current_pcie_link_gen()),
-        pcie_gen_max: r(d.max_pcie_link_gen()),
-        pcie_width_current: r(d.current_pcie_link_width()),
-        pcie_width_max: r(d.max_pcie_link_width()),
-        pcie_replay_counter: r(d.pcie_replay_counter()).map(u64::from),
-        persistence_mode: r(d.is_in_persistent_mode()),
-        mig_mode: r(d.mig_mode()).map(|m| MigMode {
+        })
+    }
+}
+
+impl NvmlValue for kind::Mig {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<MigMode> {
+        r(reader.device.mig_mode()).map(|m| MigMode {
             current: m.current != 0,
             pending: m.pending != 0,
-        }),
-        compute_mode: r(d.compute_mode()).map(compute_mode),
-        processes: r(d.running_compute_processes()).map(|ps| {
+        })
+    }
+}
+
+impl NvmlValue for kind::Inforom {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<bool> {
+        match reader.device.validate_info_rom() {
+            Ok(()) => Ok(true),
+            Err(NvmlError::CorruptedInfoROM) => Ok(false),
+            Err(e) => Err(read_error(e)),
+        }
+    }
+}
+
+impl NvmlValue for kind::NvLinks {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<Vec<NvLinkSnapshot>> {
+        nvlinks(reader.device)
+    }
+}
+
+impl NvmlValue for kind::Processes {
+    fn read(reader: &DeviceReader, _: NvmlCall) -> Reading<Vec<GpuProcess>> {
+        r(reader.device.running_compute_processes()).map(|ps| {
             ps.into_iter()
                 .map(|p| GpuProcess {
                     pid: p.pid,
@@ -99,37 +270,7 @@ pub fn read_device(nvml: &Nvml, index: u32) -> DeviceSnapshot {
                     },
                 })
                 .collect()
-        }),
-        ecc_enabled: r(d.is_ecc_enabled()).map(|s| s.currently_enabled),
-        ecc_volatile_corrected: r(d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)),
-        ecc_volatile_uncorrected: r(
-            d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
-        ),
-        ecc_aggregate_corrected: r(
-            d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate)
-        ),
-        ecc_aggregate_uncorrected: r(
-            d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate)
-        ),
-        retired_pages_sbe: retired_pages(d, RetirementCause::MultipleSingleBitEccErrors),
-        retired_pages_dbe: retired_pages(d, RetirementCause::DoubleBitEccError),
-        retired_pages_pending: r(d.are_pages_pending_retired()),
-        remapped_rows_correctable: remapped_rows_correctable.and_then(to_u32),
-        remapped_rows_uncorrectable: remapped_rows_uncorrectable.and_then(to_u32),
-        remap_pending: remap_pending.map(|v| v != 0),
-        remap_failure: remap_failure.map(|v| v != 0),
-        clock_event_reasons: r(raw::clock_event_reasons(d)),
-        violation_thermal_ns: r(d.violation_status(PerformancePolicy::Thermal))
-            .map(|v| v.violation_time),
-        violation_power_ns: r(d.violation_status(PerformancePolicy::Power))
-            .map(|v| v.violation_time),
-        inforom_valid: match d.validate_info_rom() {
-            Ok(()) => Ok(true),
-            Err(NvmlError::CorruptedInfoROM) => Ok(false),
-            Err(e) => Err(read_error(e)),
-        },
-        nvlinks: nvlinks(d),
-        recovery_action: recovery_action.and_then(to_u32),
+        })
     }
 }
 
@@ -182,11 +323,6 @@ fn pci(device: &Device) -> Reading<PciInfo> {
         // Always present with the `_v3` call the wrapper makes.
         subsystem_id: info.pci_sub_system_id.unwrap_or_default(),
     })
-}
-
-fn retired_pages(device: &Device, cause: RetirementCause) -> Reading<u32> {
-    let pages = r(device.retired_pages(cause))?;
-    to_u32(pages.len() as u64)
 }
 
 /// `nvmlDeviceArchitecture_t` → [`Architecture`]; numbers newer than this agent are `Unknown`.

@@ -41,29 +41,29 @@ pub fn architecture(device: &Device) -> Result<u32, NvmlError> {
 
 /// `nvmlDeviceGetFieldValues` for `ids`: one result per field, in order. The call as a whole fails
 /// only when the GPU cannot answer at all (then every field carries that error).
-pub fn field_values<const N: usize>(device: &Device, ids: [u32; N]) -> [Reading<u64>; N] {
+pub fn field_values(device: &Device, ids: &[u32]) -> Vec<Reading<u64>> {
     match field_values_call(device, ids) {
-        Ok(values) => values.map(|v| field_value(&v)),
+        Ok(values) => values.iter().map(field_value).collect(),
         Err(e) => {
             let e = read_error(e);
-            ids.map(|_| Err(e.clone()))
+            ids.iter().map(|_| Err(e.clone())).collect()
         }
     }
 }
 
-fn field_values_call<const N: usize>(
-    device: &Device,
-    ids: [u32; N],
-) -> Result<[nvmlFieldValue_t; N], NvmlError> {
+fn field_values_call(device: &Device, ids: &[u32]) -> Result<Vec<nvmlFieldValue_t>, NvmlError> {
     let f = nvml_sym(device.nvml().lib().nvmlDeviceGetFieldValues.as_ref())?;
-    let mut values = ids.map(|id| {
-        // SAFETY: `nvmlFieldValue_t` is plain C data (integers and a union of numbers): all-zero is a
-        // valid value.
-        let mut v: nvmlFieldValue_t = unsafe { std::mem::zeroed() };
-        v.fieldId = id;
-        v
-    });
-    let count = i32::try_from(N).map_err(|_| NvmlError::InvalidArg)?;
+    let mut values: Vec<nvmlFieldValue_t> = ids
+        .iter()
+        .map(|id| {
+            // SAFETY: `nvmlFieldValue_t` is plain C data (integers and a union of numbers): all-zero
+            // is a valid value.
+            let mut v: nvmlFieldValue_t = unsafe { std::mem::zeroed() };
+            v.fieldId = *id;
+            v
+        })
+        .collect();
+    let count = i32::try_from(values.len()).map_err(|_| NvmlError::InvalidArg)?;
     // SAFETY: the handle comes from a live `Device`; `values` holds `count` initialised entries that
     // NVML fills in place.
     nvml_try(unsafe { f(device.handle(), count, values.as_mut_ptr()) })?;

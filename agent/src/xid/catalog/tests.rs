@@ -1,10 +1,10 @@
 //! Tests of `catalog.rs`.
 
-use super::super::catalog_csv::{self, ACTION_BUCKETS};
 use super::*;
+use xid_catalog::{self as catalog_csv, ACTION_BUCKETS};
 
-const CSV: &str = include_str!("../../data/xid-catalog.csv");
-const UPSTREAM: &str = include_str!("../../data/upstream/xiderrorsmapping.csv");
+const CSV: &str = include_str!("../../../data/xid-catalog.csv");
+const UPSTREAM: &str = include_str!("../../../data/upstream/xiderrorsmapping.csv");
 
 #[test]
 fn every_code_from_1_to_172_is_present_once_and_sorted() {

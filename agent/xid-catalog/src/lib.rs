@@ -1,7 +1,8 @@
 //! Parser, validator and code generator for `agent/data/xid-catalog.csv`.
 //!
-//! Shared verbatim by `build.rs` (which turns the CSV into a static table, so a malformed row fails
-//! the build) and by the unit tests (which exercise the error paths). Keep it dependency-free.
+//! Used by the agent's `build.rs` (which turns the CSV into a static table, so a malformed row fails
+//! the build) and by the agent's catalog tests (which exercise the error paths). Keep it
+//! dependency-free.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
