@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cluster::{Cluster, ExecStream};
 use super::errors::NodeError;
@@ -26,12 +26,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 struct Broken(String);
 
 /// One initialized MCP session with a node agent.
+///
+/// It holds no buffers between calls: a fleet keeps hundreds of sessions open, and each reply line
+/// is read into a string that lives for that one call.
 struct NodeClient {
-    stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    stdout: BufReader<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    stdin: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    stdout: std::pin::Pin<Box<dyn AsyncBufRead + Send>>,
     finished: std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>,
     next_id: u64,
-    line: String,
 }
 
 impl NodeClient {
@@ -39,12 +41,9 @@ impl NodeClient {
     async fn connect(stream: ExecStream) -> Result<NodeClient, Broken> {
         let mut client = NodeClient {
             stdin: stream.stdin,
-            // Small per-session buffers: a fleet holds hundreds of sessions; long replies still
-            // arrive whole through `read_line`.
-            stdout: BufReader::with_capacity(8 * 1024, stream.stdout),
+            stdout: stream.stdout,
             finished: stream.finished,
             next_id: 0,
-            line: String::new(),
         };
         let params = json!({
             "protocolVersion": NODE_PROTOCOL_VERSION,
@@ -86,10 +85,10 @@ impl NodeClient {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await?;
         loop {
-            self.line.clear();
+            let mut line = String::new();
             let n = self
                 .stdout
-                .read_line(&mut self.line)
+                .read_line(&mut line)
                 .await
                 .map_err(|e| Broken(format!("reading from the node agent failed: {e}")))?;
             if n == 0 {
@@ -99,18 +98,10 @@ impl NodeClient {
                         .to_owned(),
                 ));
             }
-            let parsed = serde_json::from_str::<Value>(self.line.trim());
-            if self.line.capacity() > 16 * 1024 {
-                // One large reply must not keep its buffer for the session's life.
-                let text = std::mem::take(&mut self.line);
-                if parsed.is_err() {
-                    self.line = text;
-                }
-            }
-            let Ok(mut message) = parsed else {
+            let Ok(mut message) = serde_json::from_str::<Value>(line.trim()) else {
                 return Err(Broken(format!(
                     "the node agent wrote a line that is not JSON: {:?}",
-                    self.line.chars().take(200).collect::<String>()
+                    line.chars().take(200).collect::<String>()
                 )));
             };
             // Notifications and replies to requests an earlier, cancelled call sent are skipped.
