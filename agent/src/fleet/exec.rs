@@ -308,7 +308,9 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The process's stdin: each write is one channel-0 frame.
+/// The process's stdin: each write is one channel-0 frame. An empty write sends a WebSocket ping
+/// instead (nothing reaches the process): the keepalive of an idle session, so that load balancers
+/// in front of the API server do not drop its connection.
 struct Stdin(Arc<Mutex<Shared>>);
 
 impl AsyncWrite for Stdin {
@@ -323,6 +325,10 @@ impl AsyncWrite for Stdin {
                 io::ErrorKind::BrokenPipe,
                 "stdin of the exec is closed",
             )));
+        }
+        if buf.is_empty() {
+            ready!(shared.poll_send(cx, Message::Ping(Bytes::new())))?;
+            return Poll::Ready(Ok(0));
         }
         let mut frame = Vec::with_capacity(buf.len() + 1);
         frame.push(STDIN);

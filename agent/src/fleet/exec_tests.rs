@@ -166,6 +166,14 @@ async fn v5_stream_carries_stdin_stdout_and_the_exit_status() {
     exec.stdin.flush().await.unwrap();
     assert_eq!(next_binary(&mut server).await, b"\0{\"id\":1}\n");
 
+    // An empty write is a keepalive ping; the process sees nothing.
+    assert_eq!(exec.stdin.write(&[]).await.unwrap(), 0);
+    exec.stdin.flush().await.unwrap();
+    match server.next().await {
+        Some(Ok(Message::Ping(data))) => assert!(data.is_empty()),
+        other => panic!("expected a ping, got {other:?}"),
+    }
+
     // Closing stdin sends v5's close frame for channel 0; the WebSocket stays open for the status.
     exec.stdin.shutdown().await.unwrap();
     assert_eq!(next_binary(&mut server).await, [CLOSE, STDIN]);

@@ -22,6 +22,9 @@ pub const NODE_PROTOCOL_VERSION: &str = "2025-11-25";
 /// How long closing a session waits for the node agent to exit.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
+/// How long an idle session's keepalive may take to be sent before the session counts as broken.
+const KEEPALIVE_WAIT: Duration = Duration::from_secs(2);
+
 /// A session that failed mid-way: the next call reopens it.
 struct Broken(String);
 
@@ -157,6 +160,20 @@ impl NodeClient {
         })
     }
 
+    /// Keeps an idle exec connection alive: an empty write, which an exec stream sends as a
+    /// WebSocket ping (a no-op for streams without one).
+    async fn keepalive(&mut self) -> Result<(), Broken> {
+        let sent = async {
+            self.stdin.write(&[]).await?;
+            self.stdin.flush().await
+        };
+        match tokio::time::timeout(KEEPALIVE_WAIT, sent).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Broken(format!("keepalive failed: {e}"))),
+            Err(_) => Err(Broken("keepalive timed out".to_owned())),
+        }
+    }
+
     /// Closes the agent's stdin (it exits 0 on EOF) and waits briefly for it to end.
     async fn close(mut self) {
         let _ = self.stdin.shutdown().await;
@@ -264,7 +281,8 @@ impl<C: Cluster> Pool<C> {
         }
     }
 
-    /// Closes sessions unused for the idle period; runs until the process ends.
+    /// Closes sessions unused for the idle period and keeps the others' connections alive (one
+    /// ping per pass, every half idle period); runs until the process ends.
     pub async fn reap_idle(self: Arc<Self>) {
         let period = (self.idle / 2).max(Duration::from_secs(1));
         loop {
@@ -277,13 +295,20 @@ impl<C: Cluster> Pool<C> {
                 let Ok(mut slot) = slot.try_lock() else {
                     continue;
                 };
+                if slot.busy {
+                    continue;
+                }
                 let idle = slot.last_used.is_some_and(|t| t.elapsed() >= self.idle);
-                if idle
-                    && !slot.busy
-                    && let Some((pod, client)) = slot.session.take()
-                {
+                if idle && let Some((pod, client)) = slot.session.take() {
                     tracing::debug!(pod = %pod.name, "closing idle session");
                     tokio::spawn(client.close());
+                } else if let Some((pod, client)) = &mut slot.session
+                    && let Err(Broken(why)) = client.keepalive().await
+                {
+                    tracing::debug!(pod = %pod.name, reason = %why, "closing a broken idle session");
+                    if let Some((_, client)) = slot.session.take() {
+                        tokio::spawn(client.close());
+                    }
                 }
             }
         }
