@@ -164,7 +164,7 @@ impl NodeClient {
     /// WebSocket ping (a no-op for streams without one).
     async fn keepalive(&mut self) -> Result<(), Broken> {
         let sent = async {
-            self.stdin.write(&[]).await?;
+            let _empty: usize = self.stdin.write(&[]).await?;
             self.stdin.flush().await
         };
         match tokio::time::timeout(KEEPALIVE_WAIT, sent).await {
