@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use super::errors::{ApiError, NodeError};
 use super::model::{ClusterView, ExecAccess, PodRef};
@@ -21,10 +21,11 @@ pub struct Scope {
 }
 
 /// A running `/agent` process in an agent pod: its stdin and stdout, and a future that resolves with
-/// its exit status once it ended (it also keeps the exec connection alive until then).
+/// its exit status once it ended (it also keeps the exec connection alive until then). stdout is
+/// buffered by the stream itself, so a session adds no buffer of its own.
 pub struct ExecStream {
     pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
-    pub stdout: Pin<Box<dyn AsyncRead + Send>>,
+    pub stdout: Pin<Box<dyn AsyncBufRead + Send>>,
     pub finished: Pin<Box<dyn Future<Output = Option<String>> + Send>>,
 }
 

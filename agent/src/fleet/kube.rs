@@ -1,6 +1,6 @@
 //! The fleet's `Cluster` over kube-rs: kubeconfig loading exactly as kube-rs does it (the same
 //! resolution as kubectl, exec credential plugins included), paged reads, SelfSubjectAccessReview,
-//! and `pods/exec` over WebSocket.
+//! and `pods/exec` over WebSocket (`exec.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -11,9 +11,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{
-    ApiResource, AttachParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
-};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use operator::names::{APP_NAME, CONTAINER_NAME, LABEL_INSTANCE, LABEL_NAME};
@@ -21,6 +19,7 @@ use operator::names::{APP_NAME, CONTAINER_NAME, LABEL_INSTANCE, LABEL_NAME};
 use super::cluster::{Cluster, ExecStream, Scope};
 use super::discover::{node_facts, pod_facts};
 use super::errors::{ApiError, NodeError, context_flag};
+use super::exec::ExecFailure;
 use super::model::{AccessDecision, ClusterView, ConfigFacts, ExecAccess, NodeProblemInfo, PodRef};
 
 /// Where the kubeconfig comes from (`--kubeconfig`, `--context`).
@@ -218,25 +217,6 @@ async fn load(settings: &KubeSettings) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// The HTTP code of a refused request: a Status body (possibly wrapped by the client's layers) or a
-/// bare code when the upgrade answer had no body.
-fn http_code(e: &kube::Error) -> Option<u16> {
-    use kube::client::UpgradeConnectionError::ProtocolSwitch;
-    match e {
-        kube::Error::Api(s) => return Some(s.code),
-        kube::Error::UpgradeConnection(ProtocolSwitch(code)) => return Some(code.as_u16()),
-        _ => {}
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        if let Some(kube::Error::Api(s)) = inner.downcast_ref::<kube::Error>() {
-            return Some(s.code);
-        }
-        source = inner.source();
-    }
-    None
-}
-
 fn config_facts(config: &GpuDiagnosticsConfig, namespace: Option<&str>) -> ConfigFacts {
     let status = config.status.as_ref();
     ConfigFacts {
@@ -393,53 +373,30 @@ impl Cluster for KubeCluster {
     }
 
     async fn exec(&self, pod: &PodRef) -> Result<ExecStream, NodeError> {
-        let client = self.client().map_err(|e| NodeError::Exec {
+        let failed = |message: String| NodeError::Exec {
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            message: e.to_string(),
-        })?;
-        let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
-        let params = AttachParams::default()
-            .container(CONTAINER_NAME)
-            .stdin(true)
-            .stdout(true)
-            .stderr(false)
-            .tty(false);
-        let mut process = api
-            .exec(&pod.name, ["/agent"], &params)
-            .await
-            .map_err(|e| match http_code(&e) {
-                Some(403) => NodeError::ExecForbidden {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                },
-                Some(404) => NodeError::PodGone {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                },
-                _ => NodeError::Exec {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                    message: e.to_string(),
-                },
-            })?;
-        let (Some(stdin), Some(stdout), Some(status)) =
-            (process.stdin(), process.stdout(), process.take_status())
-        else {
-            return Err(NodeError::Exec {
+            message,
+        };
+        let client = self.client().map_err(|e| failed(e.to_string()))?;
+        super::exec::open(
+            &client,
+            &pod.namespace,
+            &pod.name,
+            CONTAINER_NAME,
+            &["/agent"],
+        )
+        .await
+        .map_err(|e| match e {
+            ExecFailure::Refused { code: 403, .. } => NodeError::ExecForbidden {
                 namespace: pod.namespace.clone(),
                 pod: pod.name.clone(),
-                message: "the exec stream has no stdin or stdout".to_owned(),
-            });
-        };
-        Ok(ExecStream {
-            stdin: Box::pin(stdin),
-            stdout: Box::pin(stdout),
-            finished: Box::pin(async move {
-                let status = status.await;
-                drop(process);
-                status.map(|s| s.status.map(|s| format!("{s:?}")).unwrap_or_default())
-            }),
+            },
+            ExecFailure::Refused { code: 404, .. } => NodeError::PodGone {
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+            },
+            other => failed(other.to_string()),
         })
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cluster::{Cluster, ExecStream};
 use super::errors::NodeError;
@@ -22,16 +22,21 @@ pub const NODE_PROTOCOL_VERSION: &str = "2025-11-25";
 /// How long closing a session waits for the node agent to exit.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
+/// How long an idle session's keepalive may take to be sent before the session counts as broken.
+const KEEPALIVE_WAIT: Duration = Duration::from_secs(2);
+
 /// A session that failed mid-way: the next call reopens it.
 struct Broken(String);
 
 /// One initialized MCP session with a node agent.
+///
+/// It holds no buffers between calls: a fleet keeps hundreds of sessions open, and each reply line
+/// is read into a string that lives for that one call.
 struct NodeClient {
-    stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    stdout: BufReader<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    stdin: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    stdout: std::pin::Pin<Box<dyn AsyncBufRead + Send>>,
     finished: std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>,
     next_id: u64,
-    line: String,
 }
 
 impl NodeClient {
@@ -39,12 +44,9 @@ impl NodeClient {
     async fn connect(stream: ExecStream) -> Result<NodeClient, Broken> {
         let mut client = NodeClient {
             stdin: stream.stdin,
-            // Small per-session buffers: a fleet holds hundreds of sessions; long replies still
-            // arrive whole through `read_line`.
-            stdout: BufReader::with_capacity(8 * 1024, stream.stdout),
+            stdout: stream.stdout,
             finished: stream.finished,
             next_id: 0,
-            line: String::new(),
         };
         let params = json!({
             "protocolVersion": NODE_PROTOCOL_VERSION,
@@ -86,10 +88,10 @@ impl NodeClient {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await?;
         loop {
-            self.line.clear();
+            let mut line = String::new();
             let n = self
                 .stdout
-                .read_line(&mut self.line)
+                .read_line(&mut line)
                 .await
                 .map_err(|e| Broken(format!("reading from the node agent failed: {e}")))?;
             if n == 0 {
@@ -99,18 +101,10 @@ impl NodeClient {
                         .to_owned(),
                 ));
             }
-            let parsed = serde_json::from_str::<Value>(self.line.trim());
-            if self.line.capacity() > 16 * 1024 {
-                // One large reply must not keep its buffer for the session's life.
-                let text = std::mem::take(&mut self.line);
-                if parsed.is_err() {
-                    self.line = text;
-                }
-            }
-            let Ok(mut message) = parsed else {
+            let Ok(mut message) = serde_json::from_str::<Value>(line.trim()) else {
                 return Err(Broken(format!(
                     "the node agent wrote a line that is not JSON: {:?}",
-                    self.line.chars().take(200).collect::<String>()
+                    line.chars().take(200).collect::<String>()
                 )));
             };
             // Notifications and replies to requests an earlier, cancelled call sent are skipped.
@@ -164,6 +158,20 @@ impl NodeClient {
                 text()
             )),
         })
+    }
+
+    /// Keeps an idle exec connection alive: an empty write, which an exec stream sends as a
+    /// WebSocket ping (a no-op for streams without one).
+    async fn keepalive(&mut self) -> Result<(), Broken> {
+        let sent = async {
+            let _empty: usize = self.stdin.write(&[]).await?;
+            self.stdin.flush().await
+        };
+        match tokio::time::timeout(KEEPALIVE_WAIT, sent).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Broken(format!("keepalive failed: {e}"))),
+            Err(_) => Err(Broken("keepalive timed out".to_owned())),
+        }
     }
 
     /// Closes the agent's stdin (it exits 0 on EOF) and waits briefly for it to end.
@@ -273,7 +281,8 @@ impl<C: Cluster> Pool<C> {
         }
     }
 
-    /// Closes sessions unused for the idle period; runs until the process ends.
+    /// Closes sessions unused for the idle period and keeps the others' connections alive (one
+    /// ping per pass, every half idle period); runs until the process ends.
     pub async fn reap_idle(self: Arc<Self>) {
         let period = (self.idle / 2).max(Duration::from_secs(1));
         loop {
@@ -286,13 +295,20 @@ impl<C: Cluster> Pool<C> {
                 let Ok(mut slot) = slot.try_lock() else {
                     continue;
                 };
+                if slot.busy {
+                    continue;
+                }
                 let idle = slot.last_used.is_some_and(|t| t.elapsed() >= self.idle);
-                if idle
-                    && !slot.busy
-                    && let Some((pod, client)) = slot.session.take()
-                {
+                if idle && let Some((pod, client)) = slot.session.take() {
                     tracing::debug!(pod = %pod.name, "closing idle session");
                     tokio::spawn(client.close());
+                } else if let Some((pod, client)) = &mut slot.session
+                    && let Err(Broken(why)) = client.keepalive().await
+                {
+                    tracing::debug!(pod = %pod.name, reason = %why, "closing a broken idle session");
+                    if let Some((_, client)) = slot.session.take() {
+                        tokio::spawn(client.close());
+                    }
                 }
             }
         }

@@ -120,7 +120,7 @@ fn agent_stream(
     let (read, write) = tokio::io::split(ours);
     ExecStream {
         stdin: Box::pin(write),
-        stdout: Box::pin(read),
+        stdout: Box::pin(BufReader::new(read)),
         finished: Box::pin(async move { done_rx.await.ok() }),
     }
 }
@@ -167,7 +167,7 @@ impl Cluster for FakeCluster {
                 let (read, write) = tokio::io::split(ours);
                 Ok(ExecStream {
                     stdin: Box::pin(write),
-                    stdout: Box::pin(read),
+                    stdout: Box::pin(BufReader::new(read)),
                     finished: Box::pin(async move {
                         let _keep = theirs;
                         std::future::pending::<Option<String>>().await

@@ -3,6 +3,7 @@
 //! binaries first. Test-only tooling, never shipped; it asserts nothing about speed.
 
 mod agent;
+mod fleet;
 mod kernel_log;
 mod machine;
 mod measure;
@@ -50,6 +51,10 @@ struct Cli {
     /// Measure only the operator and print its rows (writes no report).
     #[arg(long)]
     operator_only: bool,
+    /// Measure only the fleet (`agent fleet` over 10, 100 and 500 simulated nodes, through
+    /// testing/bench/fleet_bench.py) and print its rows (writes no report).
+    #[arg(long, conflicts_with_all = ["operator_only", "recorder_only"])]
+    fleet_only: bool,
     /// Measure only the flight recorder (`agent idle`) and print its rows (writes no report).
     #[arg(long, conflicts_with = "operator_only")]
     recorder_only: bool,
@@ -148,6 +153,13 @@ fn main() -> anyhow::Result<()> {
             operator::measure(&cli.bin_dir, &operator_plan).map_err(|e| anyhow::anyhow!(e))?;
         machine.finish();
         let rows = operator::rows(&results);
+        println!("{}", report::text_table(&machine, &rows, &[]));
+        return Ok(());
+    }
+    if cli.fleet_only {
+        let plan = fleet::FleetPlan::new(cli.quick);
+        let rows = fleet::measure(&cli.python, &root, &cli.bin_dir, &plan)?;
+        machine.finish();
         println!("{}", report::text_table(&machine, &rows, &[]));
         return Ok(());
     }
