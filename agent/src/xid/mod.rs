@@ -19,6 +19,7 @@ pub mod catalog;
 mod catalog_csv;
 mod coverage;
 pub mod detail;
+mod options;
 pub mod parse;
 mod report;
 mod scan;
@@ -26,9 +27,8 @@ mod source;
 pub mod time;
 mod workflow;
 
-pub use analyze::{
-    AnalyzeOptions, DEFAULT_MAX_EVENTS, GpuIdentity, MAX_EVENTS_LIMIT, analyze, explain,
-};
+pub use analyze::{analyze, explain};
+pub use options::{AnalyzeOptions, DEFAULT_MAX_EVENTS, GpuIdentity, MAX_EVENTS_LIMIT};
 pub use parse::{PciLocation, RecordTime};
 pub use report::{
     GpuXidAssessment, LogCoverage, RecommendedAction, Verdict, XidCodeSummary, XidEvent,
