@@ -12,4 +12,5 @@ pub mod prompts;
 pub mod recorder;
 pub mod server;
 pub mod tools;
+pub mod verdict;
 pub mod xid;

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::rule::Rule;
+pub use crate::verdict::Verdict;
 
 /// How bad one finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
@@ -17,21 +18,6 @@ pub enum Severity {
     /// Degraded or at risk: plan an action.
     Warn,
     /// Broken or untrustworthy: act now.
-    Fail,
-}
-
-/// The verdict of one GPU, the node-level checks, or the whole node.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema,
-)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Verdict {
-    /// No finding above info.
-    #[default]
-    Pass,
-    /// At least one warning, no failure.
-    Warn,
-    /// At least one failure.
     Fail,
 }
 
@@ -47,15 +33,6 @@ impl Verdict {
             })
             .max()
             .unwrap_or(Verdict::Pass)
-    }
-
-    /// `PASS`, `WARN` or `FAIL`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Warn => "WARN",
-            Verdict::Fail => "FAIL",
-        }
     }
 }
 

@@ -9,15 +9,14 @@ mod tools;
 pub mod transport;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, ListPromptsResult,
-    ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, Role,
-    ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, JsonObject, ListPromptsResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, Role, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -106,7 +105,8 @@ struct Inner {
     opts: ServerOptions,
     /// Set while a backend call that overran its deadline has still not returned.
     overdue: Arc<AtomicBool>,
-    tools: Vec<Tool>,
+    /// See [`GpuDiagServer::tools`].
+    tools: OnceLock<Vec<Tool>>,
     /// The last snapshot `get_gpu_health` read: the baseline of the next call's rate rules.
     last_health: std::sync::Mutex<Option<(Instant, NodeSnapshot)>>,
 }
@@ -114,30 +114,34 @@ struct Inner {
 impl GpuDiagServer {
     /// A server reading GPUs through `backend`.
     pub fn new(backend: Arc<dyn GpuBackend>, opts: ServerOptions) -> GpuDiagServer {
-        let tools = TOOLS
-            .iter()
-            .map(|t| {
-                Tool::new(t.name, t.description, (t.input)())
-                    .with_title(t.title)
-                    .with_raw_output_schema((t.output)())
-                    .with_annotations(
-                        ToolAnnotations::with_title(t.title)
-                            .read_only(true)
-                            .destructive(false)
-                            .idempotent(true)
-                            .open_world(false),
-                    )
-            })
-            .collect();
         GpuDiagServer {
             inner: Arc::new(Inner {
                 backend,
                 opts,
                 overdue: Arc::new(AtomicBool::new(false)),
-                tools,
+                tools: OnceLock::new(),
                 last_health: std::sync::Mutex::new(None),
             }),
         }
+    }
+
+    /// The tool list with its JSON Schemas, built on first use: a session that never lists tools
+    /// (or has not yet) does not pay for generating a dozen schemas before it can say `initialize`.
+    fn tools(&self) -> &[Tool] {
+        self.inner.tools.get_or_init(|| {
+            TOOLS
+                .iter()
+                .map(|t| {
+                    protocol::read_only_tool(
+                        t.name,
+                        t.title,
+                        t.description.into(),
+                        (t.input)(),
+                        (t.output)(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// Runs a tool call inside its own `tool` span; a failed tool is a result with `isError`.
@@ -210,13 +214,11 @@ impl ServerHandler for GpuDiagServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.inner.tools.clone())
-            .with_ttl_ms(3_600_000)
-            .with_cache_scope(CacheScope::Public))
+        Ok(protocol::tool_list(self.tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.inner.tools.iter().find(|t| t.name == name).cloned()
+        self.tools().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(

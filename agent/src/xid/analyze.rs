@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::catalog::{self, Severity};
 use super::coverage::{coverage, log_notes};
 use super::detail::{self, NvlinkDetail};
+use super::options::{AnalyzeOptions, GpuIdentity, MAX_EVENTS_LIMIT};
 use super::parse::{PciLocation, RecordTime};
 use super::report::{
     GpuXidAssessment, RecommendedAction, Verdict, XidCodeSummary, XidEvent, XidExplanation,
@@ -16,31 +17,6 @@ use super::report::{
 use super::scan::{KernelLog, SourceKind, XidRecord};
 use super::time::{format_rfc3339, micros_to_seconds};
 use super::workflow::{self, NodeContext, NodeEvent, Observed};
-
-/// `max_events` when the caller gives none.
-pub const DEFAULT_MAX_EVENTS: u32 = 200;
-/// The largest `max_events` honoured.
-pub const MAX_EVENTS_LIMIT: u32 = 10_000;
-
-/// A GPU as the snapshot knows it: what Xids are attributed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuIdentity {
-    pub index: u32,
-    pub uuid: Option<String>,
-    /// `None` when NVML could not read the GPU's PCI info.
-    pub pci: Option<PciLocation>,
-}
-
-/// The tool's optional arguments.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AnalyzeOptions {
-    /// Only Xids logged in the last this-many seconds.
-    pub since_seconds: Option<u64>,
-    /// Length of the `events` list (default [`DEFAULT_MAX_EVENTS`], at most [`MAX_EVENTS_LIMIT`]).
-    pub max_events: Option<u32>,
-    /// Only Xids of the GPU with this NVML index.
-    pub gpu_index: Option<u32>,
-}
 
 /// Who an event belongs to: a GPU NVML reports, or just the PCI location from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,30 +32,99 @@ struct Placed<'l> {
     since_boot_micros: Option<u64>,
 }
 
+/// The Xid records inside the window and the GPU filter, with what the filters left out.
+#[derive(Default)]
+struct Placement<'l> {
+    placed: Vec<Placed<'l>>,
+    untimed_excluded: u64,
+    other_gpus_excluded: u64,
+    /// Records whose since-boot time is later than the current uptime (an earlier boot's log).
+    future: u64,
+}
+
+type PerOwner<'p, 'l> = BTreeMap<Owner, Vec<&'p Placed<'l>>>;
+
 /// Analyses the Xids in `log` for `gpus`. Pure: the log carries the clock it was read with.
 pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) -> XidReport {
+    let now = log.clock.realtime_unix_micros;
+    let cutoff = options.window_start(now);
+    let placement = place(log, gpus, options.gpu_index, cutoff);
+    let placed = &placement.placed;
+    let gpu_by_index: BTreeMap<u32, &GpuIdentity> = gpus.iter().map(|g| (g.index, g)).collect();
+    let events: Vec<XidEvent> = placed
+        .iter()
+        .rev()
+        .take(options.events_limit() as usize)
+        .map(|p| event(p, &gpu_by_index))
+        .collect();
+
+    let mut per_owner: PerOwner<'_, '_> = BTreeMap::new();
+    for p in placed {
+        per_owner.entry(p.owner).or_default().push(p);
+    }
+    let node = node_context(&per_owner, placed);
+    let assessments: Vec<GpuXidAssessment> = owners(gpus, options, &per_owner)
+        .into_iter()
+        .map(|owner| {
+            let owned = per_owner.get(&owner).map(Vec::as_slice).unwrap_or_default();
+            assess(owner, owned, gpus, &gpu_by_index, log, &node)
+        })
+        .collect();
+    let summary = summarize(&per_owner, &gpu_by_index);
+    let explanations = summary
+        .iter()
+        .map(|s| s.code)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(explain)
+        .collect();
+    let notes = notes(log, options, &placement, &gpu_by_index);
+    XidReport {
+        source: log.source.clone(),
+        analyzed_at: format_rfc3339(now),
+        coverage: coverage(log, options, cutoff),
+        records_scanned: log.records_scanned,
+        xid_event_count: placed.len() as u64,
+        events_returned: events.len() as u32,
+        truncated: placed.len() > events.len(),
+        verdict: assessments
+            .iter()
+            .map(|a| a.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass),
+        recommended_action: assessments
+            .iter()
+            .map(|a| a.recommended_action)
+            .max()
+            .unwrap_or(RecommendedAction::None),
+        gpus: assessments,
+        summary,
+        events,
+        explanations,
+        notes,
+    }
+}
+
+/// Gives each Xid record its owner and wall-clock time, keeping those inside the window (`cutoff`,
+/// µs since the epoch) and the GPU filter.
+fn place<'l>(
+    log: &'l KernelLog,
+    gpus: &[GpuIdentity],
+    gpu_index: Option<u32>,
+    cutoff: Option<i64>,
+) -> Placement<'l> {
     let clock = log.clock;
-    let now = clock.realtime_unix_micros;
-    let mut notes = Vec::new();
     let by_pci: HashMap<PciLocation, &GpuIdentity> = gpus
         .iter()
         .rev()
         .filter_map(|gpu| gpu.pci.map(|pci| (pci, gpu)))
         .collect();
-    let cutoff = options.since_seconds.map(|s| {
-        now.saturating_sub(
-            i64::try_from(s)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(1_000_000),
-        )
-    });
-    let (mut untimed_excluded, mut other_gpus_excluded, mut future) = (0u64, 0u64, 0u64);
-    let mut placed: Vec<Placed<'_>> = Vec::new();
+    let mut placement = Placement::default();
     for record in &log.xids {
         let (wall_micros, since_boot_micros) = match record.time {
             RecordTime::SinceBoot(micros) => {
                 if micros > clock.monotonic_micros {
-                    future += 1;
+                    placement.future += 1;
                 }
                 (Some(clock.wall_micros(micros)), Some(micros))
             }
@@ -91,7 +136,7 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
                 Some(wall) if wall >= cutoff => {}
                 Some(_) => continue,
                 None => {
-                    untimed_excluded += 1;
+                    placement.untimed_excluded += 1;
                     continue;
                 }
             }
@@ -99,39 +144,22 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
         let owner = by_pci
             .get(&record.pci)
             .map_or(Owner::Unattributed(record.pci), |gpu| Owner::Gpu(gpu.index));
-        if let Some(wanted) = options.gpu_index
-            && owner != Owner::Gpu(wanted)
-        {
-            other_gpus_excluded += 1;
+        if gpu_index.is_some_and(|wanted| owner != Owner::Gpu(wanted)) {
+            placement.other_gpus_excluded += 1;
             continue;
         }
-        placed.push(Placed {
+        placement.placed.push(Placed {
             record,
             owner,
             wall_micros,
             since_boot_micros,
         });
     }
+    placement
+}
 
-    let gpu_by_index: BTreeMap<u32, &GpuIdentity> = gpus.iter().map(|g| (g.index, g)).collect();
-    let max_events = options
-        .max_events
-        .unwrap_or(DEFAULT_MAX_EVENTS)
-        .min(MAX_EVENTS_LIMIT);
-    if options.max_events.is_some_and(|m| m > MAX_EVENTS_LIMIT) {
-        notes.push(format!("max_events is capped at {MAX_EVENTS_LIMIT}."));
-    }
-    let events: Vec<XidEvent> = placed
-        .iter()
-        .rev()
-        .take(max_events as usize)
-        .map(|p| event(p, &gpu_by_index))
-        .collect();
-
-    let mut per_owner: BTreeMap<Owner, Vec<&Placed<'_>>> = BTreeMap::new();
-    for p in &placed {
-        per_owner.entry(p.owner).or_default().push(p);
-    }
+/// What the companion-Xid workflows need to know about the whole node.
+fn node_context(per_owner: &PerOwner<'_, '_>, placed: &[Placed<'_>]) -> NodeContext {
     let mut node = NodeContext::default();
     for owned in per_owner.values() {
         for code in owned.iter().map(|p| p.record.code).collect::<BTreeSet<_>>() {
@@ -146,7 +174,15 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
             wall_micros: p.wall_micros,
         })
         .collect();
+    node
+}
 
+/// Every GPU the filter keeps (with or without Xids), then the unattributed PCI locations.
+fn owners(
+    gpus: &[GpuIdentity],
+    options: &AnalyzeOptions,
+    per_owner: &PerOwner<'_, '_>,
+) -> Vec<Owner> {
     let mut owners: Vec<Owner> = gpus
         .iter()
         .filter(|g| options.gpu_index.is_none_or(|wanted| wanted == g.index))
@@ -159,45 +195,40 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
             .keys()
             .filter(|o| matches!(o, Owner::Unattributed(_))),
     );
-    let assessments: Vec<GpuXidAssessment> = owners
-        .iter()
-        .map(|owner| {
-            let owned = per_owner.get(owner).map(Vec::as_slice).unwrap_or_default();
-            assess(*owner, owned, gpus, &gpu_by_index, log, &node)
-        })
-        .collect();
+    owners
+}
 
-    let summary = summarize(&per_owner, &gpu_by_index);
-    let explanations = summary
-        .iter()
-        .map(|s| s.code)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .map(explain)
-        .collect();
-
-    if options
-        .gpu_index
-        .is_some_and(|wanted| !gpu_by_index.contains_key(&wanted))
+/// The report's notes: caps and filters first, then the caveats of the log itself.
+fn notes(
+    log: &KernelLog,
+    options: &AnalyzeOptions,
+    placement: &Placement<'_>,
+    gpu_by_index: &BTreeMap<u32, &GpuIdentity>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if options.max_events.is_some_and(|m| m > MAX_EVENTS_LIMIT) {
+        notes.push(format!("max_events is capped at {MAX_EVENTS_LIMIT}."));
+    }
+    if let Some(wanted) = options.gpu_index
+        && !gpu_by_index.contains_key(&wanted)
     {
+        let known: Vec<String> = gpu_by_index.keys().map(u32::to_string).collect();
         notes.push(format!(
-            "no GPU has index {}; known indices: {}.",
-            options.gpu_index.unwrap_or_default(),
-            gpu_by_index
-                .keys()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "no GPU has index {wanted}; known indices: {}.",
+            known.join(", ")
         ));
     }
-    if other_gpus_excluded > 0 {
-        notes.push(format!("{other_gpus_excluded} Xid event(s) of other GPUs or unattributed PCI locations left out by the gpu_index filter."));
+    if placement.other_gpus_excluded > 0 {
+        notes.push(format!("{} Xid event(s) of other GPUs or unattributed PCI locations left out by the gpu_index filter.", placement.other_gpus_excluded));
     }
-    if untimed_excluded > 0 {
-        notes.push(format!("{untimed_excluded} Xid line(s) without a recognised timestamp left out by the since_seconds filter."));
+    if placement.untimed_excluded > 0 {
+        notes.push(format!(
+            "{} Xid line(s) without a recognised timestamp left out by the since_seconds filter.",
+            placement.untimed_excluded
+        ));
     }
-    if future > 0 {
-        notes.push(format!("{future} Xid record(s) carry a since-boot time later than the current uptime: the log comes from an earlier boot, so their wall-clock times are wrong."));
+    if placement.future > 0 {
+        notes.push(format!("{} Xid record(s) carry a since-boot time later than the current uptime: the log comes from an earlier boot, so their wall-clock times are wrong.", placement.future));
     }
     if log.source.kind == SourceKind::File
         && log
@@ -208,33 +239,7 @@ pub fn analyze(log: &KernelLog, gpus: &[GpuIdentity], options: &AnalyzeOptions) 
         notes.push("since-boot timestamps in the file were converted to wall-clock time assuming the file comes from this machine's current boot.".to_owned());
     }
     notes.extend(log_notes(log));
-
-    let verdict = assessments
-        .iter()
-        .map(|a| a.verdict)
-        .max()
-        .unwrap_or(Verdict::Pass);
-    let recommended_action = assessments
-        .iter()
-        .map(|a| a.recommended_action)
-        .max()
-        .unwrap_or(RecommendedAction::None);
-    XidReport {
-        source: log.source.clone(),
-        analyzed_at: format_rfc3339(now),
-        coverage: coverage(log, options, cutoff),
-        records_scanned: log.records_scanned,
-        xid_event_count: placed.len() as u64,
-        events_returned: events.len() as u32,
-        truncated: placed.len() > events.len(),
-        verdict,
-        recommended_action,
-        gpus: assessments,
-        summary,
-        events,
-        explanations,
-        notes,
-    }
+    notes
 }
 
 fn event(p: &Placed<'_>, gpu_by_index: &BTreeMap<u32, &GpuIdentity>) -> XidEvent {
@@ -374,7 +379,7 @@ fn label(p: &Placed<'_>) -> String {
 }
 
 fn summarize(
-    per_owner: &BTreeMap<Owner, Vec<&Placed<'_>>>,
+    per_owner: &PerOwner<'_, '_>,
     gpu_by_index: &BTreeMap<u32, &GpuIdentity>,
 ) -> Vec<XidCodeSummary> {
     let mut summary = Vec::new();

@@ -1,7 +1,7 @@
 //! What span of time the kernel log covers (so "no Xids" is qualified) and the caveats of the read
 //! itself (dropped, lost, cut or unparsable records), for the report.
 
-use super::analyze::AnalyzeOptions;
+use super::options::AnalyzeOptions;
 use super::parse::RecordTime;
 use super::report::LogCoverage;
 use super::scan::KernelLog;

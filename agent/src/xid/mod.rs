@@ -17,6 +17,7 @@ mod analyze;
 pub mod catalog;
 mod coverage;
 pub mod detail;
+mod options;
 pub mod parse;
 mod report;
 mod scan;
@@ -24,9 +25,8 @@ mod source;
 pub mod time;
 mod workflow;
 
-pub use analyze::{
-    AnalyzeOptions, DEFAULT_MAX_EVENTS, GpuIdentity, MAX_EVENTS_LIMIT, analyze, explain,
-};
+pub use analyze::{analyze, explain};
+pub use options::{AnalyzeOptions, DEFAULT_MAX_EVENTS, GpuIdentity, MAX_EVENTS_LIMIT};
 pub use parse::{PciLocation, RecordTime};
 pub use report::{
     GpuXidAssessment, LogCoverage, RecommendedAction, Verdict, XidCodeSummary, XidEvent,

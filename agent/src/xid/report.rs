@@ -10,7 +10,7 @@ use super::detail::NvlinkDetail;
 use super::scan::SourceUsed;
 
 /// The health tool's PASS/WARN/FAIL, shared so both tools judge alike.
-pub use crate::health::Verdict;
+pub use crate::verdict::Verdict;
 
 /// The verdict an Xid severity earns: info → PASS, warning/unknown → WARN, error/critical → FAIL.
 pub fn verdict_of(severity: Severity) -> Verdict {

@@ -140,6 +140,14 @@ impl KernelLog {
 }
 
 const MALFORMED_EXAMPLES: usize = 3;
+/// `NVRM: `, what [`NvrmFilter`] looks for.
+const NVRM_PREFIX_LEN: usize = 6;
+
+/// A line that starts a record: not empty, not a kmsg dictionary line or dmesg continuation line (both
+/// start with white space and belong to the previous record).
+fn is_record(line: &[u8]) -> bool {
+    !matches!(line.first(), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+}
 
 /// The streaming accumulator behind every reader.
 pub(crate) struct LogScanner {
@@ -186,13 +194,88 @@ impl LogScanner {
             return false;
         }
         let line = self.cap(line);
-        if matches!(line.first(), None | Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            // kmsg dictionary lines and dmesg continuation lines belong to the previous record.
+        if !is_record(line) {
             return true;
         }
         let parsed = parse_line(line);
         self.take(parsed.time, parsed.sequence, parsed.text);
         true
+    }
+
+    /// Takes a run of whole lines, each ending in `\n`: the same as [`LogScanner::push_line`] on every
+    /// line, only faster. One substring search over the whole run finds the lines that can matter
+    /// (`NVRM: Xid…`, `NVRM: GPU at …`); every other line costs a newline search and a count, and
+    /// timestamps are parsed only where coverage needs them (until the first timed record, and the
+    /// run's last record). Returns false once `max_records` is reached.
+    pub(crate) fn push_lines(&mut self, text: &[u8]) -> bool {
+        let Some(newest) = self.last_record_time(text, false) else {
+            // The run's last record has no timestamp: the newest timed record is somewhere before it,
+            // and taking every line the plain way finds it.
+            return text
+                .split_inclusive(|b| *b == b'\n')
+                .all(|line| self.push_line(line.strip_suffix(b"\n").unwrap_or(line)));
+        };
+        let mut hit = self.next_relevant(text, 0);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text) {
+            let line = &text[start..end];
+            let line_start = start;
+            start = end + 1;
+            let relevant = hit.is_some_and(|at| at < end);
+            if relevant {
+                hit = self.next_relevant(text, start);
+            }
+            let kept =
+                if relevant || self.oldest.is_none() || line.len() > self.limits.max_line_bytes {
+                    self.push_line(line)
+                } else if self.at_record_limit() {
+                    false
+                } else {
+                    self.records_scanned += u64::from(is_record(line));
+                    true
+                };
+            if !kept {
+                // Stopped at the record limit: the newest record scanned is before this line.
+                if let Some(time) = self.last_record_time(&text[..line_start], true) {
+                    self.newest = Some(time);
+                }
+                return false;
+            }
+        }
+        self.newest = Some(newest);
+        true
+    }
+
+    /// The offset of the next `NVRM: Xid` or `NVRM: GPU at ` in `text` at or after `from`: the only
+    /// NVRM lines [`parse_nvrm`] does not answer [`NvrmLine::Other`] for.
+    fn next_relevant(&self, text: &[u8], mut from: usize) -> Option<usize> {
+        loop {
+            let at = from + self.filter.find(&text[from..])?;
+            let after = &text[at + NVRM_PREFIX_LEN..];
+            if after.starts_with(b"Xid") || after.starts_with(b"GPU at ") {
+                return Some(at);
+            }
+            from = at + NVRM_PREFIX_LEN;
+        }
+    }
+
+    /// The time of the last record in `text` (whole lines, each ending in `\n`) when it has one; with
+    /// `skip_untimed`, the time of the last record that has one.
+    fn last_record_time(&self, text: &[u8], skip_untimed: bool) -> Option<RecordTime> {
+        let body = text.strip_suffix(b"\n")?;
+        for line in body.rsplit(|b| *b == b'\n') {
+            if !is_record(line) {
+                continue;
+            }
+            let line = &line[..line.len().min(self.limits.max_line_bytes)];
+            let parsed = parse_line(line);
+            match self.stamped(parsed.time, parsed.text) {
+                RecordTime::Unknown if skip_untimed => {}
+                RecordTime::Unknown => return None,
+                known => return Some(known),
+            }
+        }
+        None
     }
 
     /// Takes one `/dev/kmsg` record as read(2) returned it; returns false once `max_records` is reached.
@@ -232,14 +315,7 @@ impl LogScanner {
 
     fn take(&mut self, time: RecordTime, sequence: Option<u64>, text: &[u8]) {
         self.records_scanned += 1;
-        let time = match time {
-            RecordTime::Unknown => self
-                .kernel_stamp
-                .find(text)
-                .and_then(|at| leading_since_boot(&text[at + 8..]))
-                .map_or(RecordTime::Unknown, RecordTime::SinceBoot),
-            known => known,
-        };
+        let time = self.stamped(time, text);
         if time != RecordTime::Unknown {
             self.oldest.get_or_insert(time);
             self.newest = Some(time);
@@ -272,7 +348,14 @@ impl LogScanner {
                 });
             }
             NvrmLine::GpuUuid { pci, uuid } => {
-                self.uuids_from_log.insert(pci, uuid.to_owned());
+                // The driver repeats the line before every Xid: allocate only when it says something new.
+                if self
+                    .uuids_from_log
+                    .get(&pci)
+                    .is_none_or(|known| known != uuid)
+                {
+                    self.uuids_from_log.insert(pci, uuid.to_owned());
+                }
             }
             NvrmLine::MalformedXid(reason) => {
                 self.malformed_xid_lines += 1;
@@ -282,6 +365,18 @@ impl LogScanner {
                 }
             }
             NvrmLine::Other => {}
+        }
+    }
+
+    /// A record's time: its prefix's, else the `kernel: [ seconds]` stamp syslog daemons keep.
+    fn stamped(&self, time: RecordTime, text: &[u8]) -> RecordTime {
+        match time {
+            RecordTime::Unknown => self
+                .kernel_stamp
+                .find(text)
+                .and_then(|at| leading_since_boot(&text[at + 8..]))
+                .map_or(RecordTime::Unknown, RecordTime::SinceBoot),
+            known => known,
         }
     }
 

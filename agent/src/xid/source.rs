@@ -373,19 +373,17 @@ fn read_syslog(os: &dyn KernelLogOs, limits: &ReadLimits) -> Attempt {
         "klogctl(SYSLOG_ACTION_READ_ALL)",
     ))?;
     let mut scanner = LogScanner::new(limits);
-    let text = &buffer[..read.min(len)];
-    let mut lines = text.split(|b| *b == b'\n');
+    let mut text = &buffer[..read.min(len)];
     if len < size {
         // READ_ALL returned the last `len` bytes: the first line is cut.
-        lines.next();
+        text = memchr::memchr(b'\n', text).map_or(&[], |first| &text[first + 1..]);
         scanner.stopped_early = Some(format!(
             "read the newest {len} of {size} bytes (the agent's read limit)"
         ));
     }
-    for line in lines {
-        if !scanner.push_line(line) {
-            break;
-        }
+    let whole = memchr::memrchr(b'\n', text).map_or(0, |last| last + 1);
+    if scanner.push_lines(&text[..whole]) && whole < text.len() {
+        scanner.push_line(&text[whole..]);
     }
     Ok(scanner.finish(
         SourceUsed {
@@ -451,7 +449,9 @@ fn read_path(os: &dyn KernelLogOs, path: &Path, limits: &ReadLimits) -> Attempt 
     Ok(scanner.finish(source, os.clock()))
 }
 
-/// Splits a byte stream into lines without holding more than one (bounded) line in memory.
+/// Splits a byte stream into lines without holding more than one (bounded) line beyond the read
+/// buffer in memory: the buffer's whole lines go to the scanner as one run, the line cut by the
+/// buffer's end is carried into the next.
 fn read_lines(
     mut reader: impl BufRead,
     scanner: &mut LogScanner,
@@ -460,13 +460,7 @@ fn read_lines(
 ) -> io::Result<()> {
     let mut carry: Vec<u8> = Vec::new();
     let line_cap = limits.max_line_bytes + 1;
-    let mut deliver = |line: &[u8], scanner: &mut LogScanner| -> bool {
-        if skip_first {
-            skip_first = false;
-            return true;
-        }
-        scanner.push_line(line)
-    };
+    let mut at_line_start = true;
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,
@@ -478,30 +472,40 @@ fn read_lines(
             break;
         }
         let mut start = 0;
-        for newline in memchr::memchr_iter(b'\n', chunk) {
-            let piece = &chunk[start..newline];
-            start = newline + 1;
-            let keep_going = if carry.is_empty() {
-                deliver(piece, scanner)
-            } else {
+        if !at_line_start || skip_first {
+            // Finish the line the previous chunk cut (or the first line, when it is to be skipped).
+            let Some(newline) = memchr::memchr(b'\n', chunk) else {
                 let room = line_cap.saturating_sub(carry.len());
-                carry.extend_from_slice(&piece[..piece.len().min(room)]);
-                let keep_going = deliver(&carry, scanner);
-                carry.clear();
-                keep_going
+                carry.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                at_line_start = false;
+                let consumed = chunk.len();
+                reader.consume(consumed);
+                continue;
             };
+            let room = line_cap.saturating_sub(carry.len());
+            carry.extend_from_slice(&chunk[..newline.min(room)]);
+            let keep_going = std::mem::take(&mut skip_first) || scanner.push_line(&carry);
+            carry.clear();
             if !keep_going {
                 return Ok(());
             }
+            start = newline + 1;
+        }
+        if let Some(last) = memchr::memrchr(b'\n', &chunk[start..]) {
+            let end = start + last + 1;
+            if !scanner.push_lines(&chunk[start..end]) {
+                return Ok(());
+            }
+            start = end;
         }
         let rest = &chunk[start..];
-        let room = line_cap.saturating_sub(carry.len());
-        carry.extend_from_slice(&rest[..rest.len().min(room)]);
+        carry.extend_from_slice(&rest[..rest.len().min(line_cap)]);
+        at_line_start = rest.is_empty();
         let consumed = chunk.len();
         reader.consume(consumed);
     }
-    if !carry.is_empty() {
-        deliver(&carry, scanner);
+    if !carry.is_empty() && !skip_first {
+        scanner.push_line(&carry);
     }
     Ok(())
 }

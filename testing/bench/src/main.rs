@@ -4,6 +4,7 @@
 
 mod agent;
 mod fleet;
+mod focus;
 mod kernel_log;
 mod machine;
 mod measure;
@@ -69,6 +70,12 @@ struct Cli {
     /// Measure the operator at steady state only (no latency runs).
     #[arg(long)]
     operator_steady_only: bool,
+    /// Measure only these rows of the agent and print them (writes no report): `xid`, `cold-start`.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with_all = ["operator_only", "recorder_only"])]
+    only: Vec<focus::Focus>,
+    /// With --only: also measure the agent built in this directory, in the same run (a baseline).
+    #[arg(long, requires = "only")]
+    baseline_bin_dir: Option<PathBuf>,
     /// The operator's --log-level (its log is kept in a temporary directory and shown on failure).
     #[arg(long, default_value = "warn")]
     operator_log_level: String,
@@ -164,6 +171,23 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let setup = AgentSetup::new(&cli.bin_dir, &fixture)?;
+    if !cli.only.is_empty() {
+        let baseline = match &cli.baseline_bin_dir {
+            Some(dir) => Some(AgentSetup::new(dir, &fixture)?),
+            None => None,
+        };
+        let focus_plan = focus::FocusPlan {
+            only: &cli.only,
+            cold: plan.cold,
+            log_lines: plan.log_lines,
+            xid_calls: plan.xid_calls,
+            baseline: baseline.as_ref(),
+        };
+        let rows = focus::rows(&setup, &focus_plan)?;
+        machine.finish();
+        println!("{}", report::text_table(&machine, &rows, &[]));
+        return Ok(());
+    }
     let recorder_plan = recorder::RecorderPlan::new(cli.quick);
     if cli.recorder_only {
         let results = recorder::measure(&setup, &recorder_plan)?;

@@ -568,3 +568,93 @@ fn real_unreadable_file_reports_permission_denied_when_not_root() {
         "{text}"
     );
 }
+
+/// Reads `text` as a file through a read buffer of `capacity` bytes.
+fn read_in_chunks(text: &str, capacity: usize, limits: &ReadLimits, skip_first: bool) -> KernelLog {
+    let mut scanner = LogScanner::new(limits);
+    let reader = io::BufReader::with_capacity(capacity, Cursor::new(text.as_bytes().to_vec()));
+    read_lines(reader, &mut scanner, limits, skip_first).unwrap();
+    scanner.finish(
+        SourceUsed {
+            kind: SourceKind::File,
+            path: None,
+        },
+        CLOCK,
+    )
+}
+
+/// The same text taken one line at a time, the plain way.
+fn read_line_by_line(text: &str, limits: &ReadLimits, skip_first: bool) -> KernelLog {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if text.ends_with('\n') {
+        lines.pop();
+    }
+    let lines = &lines[usize::from(skip_first).min(lines.len())..];
+    let mut log = KernelLog::from_lines(
+        lines,
+        SourceUsed {
+            kind: SourceKind::File,
+            path: None,
+        },
+        CLOCK,
+        limits,
+    );
+    log.source.kind = SourceKind::File;
+    log
+}
+
+#[test]
+fn whole_line_runs_count_and_keep_exactly_what_line_by_line_reading_does() {
+    let timed = "<6>[   10.000000] eth0: link up\n\
+        <6>[   11.000000] NVRM: GPU at PCI:0000:3b:00: GPU-aaaa\n\
+        <4>[   12.000000] NVRM: Xid (PCI:0000:3b:00): 79, pid=0, name=, GPU has fallen off the bus.\n\
+        \x20SUBSYSTEM=pci\n\
+        \n\
+        <6>[   13.000000] NVRM: GPU Board Serial Number: 1 NVRM: Xid (PCI:0000:3b:00): 13, hidden\n\
+        <4>[   14.000000] NVRM: Xid (PCI:0000:3b:00): thirteen\n\
+        <6>[   15.000000] NVRM: GPU at PCI:0000:3b:00: GPU-bbbb\n\
+        <6>[   16.000000] usb 1-1: new device\n";
+    let cases: Vec<(&str, String)> = vec![
+        ("timed dmesg --raw", timed.to_owned()),
+        ("no trailing newline", timed.trim_end().to_owned()),
+        (
+            "untimed head and tail",
+            format!("Nov 27 host kernel: boot\n{timed}Nov 27 host kernel: NVRM: Xid (PCI:0000:3b:00): 31, tail\n"),
+        ),
+        (
+            "syslog stamps only",
+            "Nov 27 host kernel: [ 5.0] a\nNov 27 host kernel: [ 6.0] NVRM: Xid (PCI:0000:3b:00): 43, x\nNov 27 host: no stamp\n"
+                .to_owned(),
+        ),
+        (
+            "over-long lines",
+            format!("[ 1.0] {}\n[ 2.0] NVRM: Xid (PCI:0000:3b:00): 48, {}\n[ 3.0] short\n", "x".repeat(300), "y".repeat(300)),
+        ),
+        ("crlf", timed.replace('\n', "\r\n")),
+    ];
+    let limits = [
+        ReadLimits::default(),
+        ReadLimits {
+            max_line_bytes: 100,
+            ..ReadLimits::default()
+        },
+        ReadLimits {
+            max_records: 4,
+            ..ReadLimits::default()
+        },
+    ];
+    for (name, text) in &cases {
+        for limit in &limits {
+            for skip_first in [false, true] {
+                let expected = read_line_by_line(text, limit, skip_first);
+                for capacity in [1, 2, 7, 16, 61, 64, 200, 4096] {
+                    let got = read_in_chunks(text, capacity, limit, skip_first);
+                    assert_eq!(
+                        got, expected,
+                        "{name}, {limit:?}, skip_first {skip_first}, buffer {capacity}"
+                    );
+                }
+            }
+        }
+    }
+}
