@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod codec;
 pub mod health;
 pub mod sample;
 pub mod store;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::aggregate::{MinuteAggregate, Summary};
-use super::sample::{CounterId, Gauge, XidSample};
+use super::sample::{CounterId, Gauge, GpuState, XidSample};
 use super::store::{HistoryRead, Record};
 use crate::gpu::ClockEventReason;
 use crate::xid::time::format_rfc3339;
@@ -179,12 +179,8 @@ struct Obs {
     lost: bool,
     uuid: Option<String>,
     temperature: Option<f64>,
-    slowdown_c: Option<u32>,
-    reasons: Option<u64>,
     counters: BTreeMap<CounterId, u64>,
-    pcie: (Option<u32>, Option<u32>),
-    nvlinks_down: Vec<u32>,
-    remap_pending: Option<bool>,
+    state: GpuState,
 }
 
 /// Samples per GPU, oldest first: minute aggregates up to the first raw sample, then raw samples.
@@ -199,12 +195,8 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs>> {
                 lost: g.lost_samples > 0 && g.gauges.is_empty(),
                 uuid: g.uuid.clone(),
                 temperature: g.gauges.get(&Gauge::TemperatureC).map(|s| s[1]),
-                slowdown_c: g.slowdown_c,
-                reasons: g.reasons,
                 counters: g.counters.clone(),
-                pcie: (g.pcie_gen, g.pcie_width),
-                nvlinks_down: g.nvlinks_down.clone(),
-                remap_pending: g.remap_pending,
+                state: g.state.clone(),
             });
         }
     }
@@ -217,12 +209,8 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs>> {
                     lost: s.lost.is_some(),
                     uuid: s.uuid.clone(),
                     temperature: s.gauges.get(&Gauge::TemperatureC).copied(),
-                    slowdown_c: s.slowdown_c,
-                    reasons: s.reasons,
                     counters: s.counters.clone(),
-                    pcie: (s.pcie_gen, s.pcie_width),
-                    nvlinks_down: s.nvlinks_down.clone(),
-                    remap_pending: s.remap_pending,
+                    state: s.state.clone(),
                 });
             }
         }
@@ -309,7 +297,9 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         e.to = to;
         e
     };
-    if let (Some(a), Some(b), Some(limit)) = (prev.temperature, cur.temperature, cur.slowdown_c) {
+    if let (Some(a), Some(b), Some(limit)) =
+        (prev.temperature, cur.temperature, cur.state.slowdown_c)
+    {
         let limit_f = f64::from(limit);
         if a < limit_f && b >= limit_f {
             out.push(with(
@@ -329,7 +319,7 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             ));
         }
     }
-    if let (Some(a), Some(b)) = (prev.reasons, cur.reasons) {
+    if let (Some(a), Some(b)) = (prev.state.reasons, cur.state.reasons) {
         for r in ClockEventReason::ALL {
             if r == ClockEventReason::GpuIdle {
                 continue;
@@ -382,8 +372,8 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             ));
         }
     }
-    let (pg, pw) = prev.pcie;
-    let (cg, cw) = cur.pcie;
+    let (pg, pw) = (prev.state.pcie_gen, prev.state.pcie_width);
+    let (cg, cw) = (cur.state.pcie_gen, cur.state.pcie_width);
     if pg.is_some() && cg.is_some() && pg != cg {
         out.push(with(
             EventKind::PcieLinkChange,
@@ -411,15 +401,17 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         ));
     }
     let down: Vec<u32> = cur
+        .state
         .nvlinks_down
         .iter()
-        .filter(|l| !prev.nvlinks_down.contains(l))
+        .filter(|l| !prev.state.nvlinks_down.contains(l))
         .copied()
         .collect();
     let up: Vec<u32> = prev
+        .state
         .nvlinks_down
         .iter()
-        .filter(|l| !cur.nvlinks_down.contains(l))
+        .filter(|l| !cur.state.nvlinks_down.contains(l))
         .copied()
         .collect();
     if !down.is_empty() {
@@ -438,7 +430,7 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             format!("NVLink(s) {up:?} active again"),
         ));
     }
-    if prev.remap_pending == Some(false) && cur.remap_pending == Some(true) {
+    if prev.state.remap_pending == Some(false) && cur.state.remap_pending == Some(true) {
         out.push(event(
             t,
             Some(gpu),
