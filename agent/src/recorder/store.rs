@@ -365,6 +365,9 @@ pub struct HistoryWriter {
     total_bytes: u64,
     /// What went wrong lately, for the log (drained by the caller).
     pub notes: Vec<String>,
+    /// Crash-test hook: stop the process halfway through this raw-tier record (1 = the first).
+    stop_mid_record: Option<u64>,
+    raw_records: u64,
 }
 
 impl HistoryWriter {
@@ -377,6 +380,8 @@ impl HistoryWriter {
             open: [None, None],
             total_bytes: 0,
             notes: Vec::new(),
+            stop_mid_record: None,
+            raw_records: 0,
         };
         w.prune(now_ms)?;
         Ok(w)
@@ -452,11 +457,25 @@ impl HistoryWriter {
         Ok(())
     }
 
+    /// Crash tests: write only the first half of the `n`th raw-tier record (1 = the first), then stop
+    /// the process with `SIGSTOP`, so a test can `SIGKILL` it exactly between the two halves.
+    pub fn stop_mid_record(&mut self, n: u64) {
+        self.stop_mid_record = Some(n);
+    }
+
     /// Writes with one `write` call; a partial write is cut back so no torn record stays mid-file.
     fn write_bytes(&mut self, slot: usize, bytes: &[u8]) -> io::Result<()> {
         let Some(seg) = self.open[slot].as_mut() else {
             return Err(io::Error::other("no open segment"));
         };
+        if slot == Tier::Raw as usize {
+            self.raw_records += 1;
+            if self.stop_mid_record == Some(self.raw_records) {
+                seg.file.write_all(&bytes[..bytes.len() / 2])?;
+                // SAFETY: raise has no preconditions; the process stops here until killed.
+                unsafe { libc::raise(libc::SIGSTOP) };
+            }
+        }
         match seg.file.write_all(bytes) {
             Ok(()) => {
                 seg.len += bytes.len() as u64;
