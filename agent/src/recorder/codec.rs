@@ -423,3 +423,144 @@ pub fn decode_minute(r: &mut Reader) -> Result<MinuteAggregate, Malformed> {
         xids: read_xids(r)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::store::{self, Record};
+
+    fn gpu(index: u32) -> GpuSample {
+        GpuSample {
+            index,
+            uuid: Some(format!("GPU-{index}")),
+            lost: None,
+            gauges: [
+                (Gauge::TemperatureC, 71.5),
+                (Gauge::MemoryUsedBytes, 8.0e10),
+            ]
+            .into(),
+            counters: [
+                (CounterId::EccCorrected, 3),
+                (CounterId::ThermalViolationNs, u64::MAX),
+            ]
+            .into(),
+            state: GpuState {
+                reasons: Some(0x28),
+                pcie_gen: Some(5),
+                pcie_width: Some(16),
+                slowdown_c: Some(87),
+                nvlinks_down: vec![2, 17],
+                remap_pending: Some(true),
+            },
+            nvlink_counters: vec![[Some(1), None, Some(0), Some(u64::MAX)]; 3],
+        }
+    }
+
+    fn xid() -> XidSample {
+        XidSample {
+            unix_ms: -5,
+            gpu: Some(1),
+            code: 79,
+            pci: "0000:2a:00".into(),
+            message: "GPU has fallen off the bus.".into(),
+        }
+    }
+
+    fn minute() -> MinuteAggregate {
+        MinuteAggregate {
+            t: 1_767_225_600_000,
+            n: 6,
+            skipped: 1,
+            gpus: vec![
+                GpuMinute {
+                    index: 0,
+                    uuid: Some("GPU-0".into()),
+                    lost_samples: 2,
+                    gauges: [(Gauge::PowerWatts, [70.0, 700.25, 300.5, f64::MIN_POSITIVE])].into(),
+                    counters: [(CounterId::PcieReplays, 9)].into(),
+                    deltas: [(CounterId::PcieReplays, 4)].into(),
+                    state: gpu(0).state,
+                    alert_throttled_samples: 3,
+                },
+                GpuMinute::default(),
+            ],
+            xids: vec![xid()],
+        }
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            Record::Sample {
+                t: 1_767_225_600_123,
+                gpus: vec![gpu(0), GpuSample::default(), gpu(7)],
+                xids: vec![xid()],
+            },
+            Record::Sample {
+                t: 0,
+                gpus: vec![GpuSample {
+                    lost: Some("NVML_ERROR_GPU_IS_LOST".into()),
+                    ..GpuSample::default()
+                }],
+                xids: Vec::new(),
+            },
+            Record::Minute(minute()),
+        ]
+    }
+
+    #[test]
+    fn samples_and_minutes_read_back_as_written() {
+        let mut bytes = store::MAGIC.to_vec();
+        for r in records() {
+            bytes.extend(store::encode(&r));
+        }
+        let decoded = store::decode(&bytes);
+        assert_eq!(decoded.problem, None);
+        assert_eq!(decoded.records, records());
+    }
+
+    #[test]
+    fn a_cut_or_damaged_payload_is_refused_never_a_panic() {
+        for r in records() {
+            let payload = store::encode(&r)[8..].to_vec();
+            for len in 1..payload.len() {
+                let mut bytes = store::MAGIC.to_vec();
+                bytes.extend(store::frame(&payload[..len]));
+                bytes.extend(store::frame(b"{\"k\":\"later\"}"));
+                let d = store::decode(&bytes);
+                assert!(
+                    matches!(d.problem, Some(store::DecodeProblem::Corrupt { .. })),
+                    "cut at {len} of {}: {:?}",
+                    payload.len(),
+                    d.problem
+                );
+            }
+            for at in 0..payload.len() {
+                let mut damaged = payload.clone();
+                damaged[at] ^= 0xff;
+                let mut bytes = store::MAGIC.to_vec();
+                bytes.extend(store::frame(&damaged));
+                let _ = store::decode(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_binary_kind_is_skipped() {
+        let mut bytes = store::MAGIC.to_vec();
+        bytes.extend(store::frame(&[0x7f, 1, 2, 3]));
+        bytes.extend(store::encode(&records()[0]));
+        let d = store::decode(&bytes);
+        assert_eq!(d.problem, None);
+        assert_eq!(d.records, records()[..1]);
+    }
+
+    #[test]
+    fn crc32_matches_zlib() {
+        assert_eq!(store::crc32(b""), 0);
+        assert_eq!(store::crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            store::crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+    }
+}
