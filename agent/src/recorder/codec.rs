@@ -154,9 +154,14 @@ impl<'a> Reader<'a> {
         String::from_utf8(self.raw(n)?.to_vec()).map_err(|_| Malformed("text is not UTF-8"))
     }
 
-    /// A presence mask.
-    pub fn mask(&mut self) -> Result<u64, Malformed> {
-        self.uint()
+    /// A presence mask over a table of `items` entries; a bit beyond them is a value this agent does
+    /// not know (a newer writer's), whose size it cannot skip.
+    pub fn mask(&mut self, items: usize) -> Result<u64, Malformed> {
+        let m = self.uint()?;
+        if items < 64 && m >> items != 0 {
+            return Err(Malformed("a value this agent does not know (a newer writer's)"));
+        }
+        Ok(m)
     }
 }
 
@@ -236,7 +241,7 @@ fn write_counters(w: &mut Writer, counters: &BTreeMap<CounterId, u64>) {
 }
 
 fn read_counters(r: &mut Reader) -> Result<BTreeMap<CounterId, u64>, Malformed> {
-    let mask = r.mask()?;
+    let mask = r.mask(CounterId::ALL.len())?;
     let mut out = BTreeMap::new();
     for (i, c) in CounterId::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {
@@ -297,7 +302,7 @@ fn read_gpu_sample(r: &mut Reader) -> Result<GpuSample, Malformed> {
         0 => None,
         _ => Some(r.text()?),
     };
-    let mask = r.mask()?;
+    let mask = r.mask(Gauge::ALL.len())?;
     let mut gauges = BTreeMap::new();
     for (i, g) in Gauge::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {
@@ -309,7 +314,7 @@ fn read_gpu_sample(r: &mut Reader) -> Result<GpuSample, Malformed> {
     let links = r.count()?;
     let mut nvlink_counters = Vec::with_capacity(links);
     for _ in 0..links {
-        let mask = r.mask()?;
+        let mask = r.mask(4)?;
         let mut link = [None; 4];
         for (i, v) in link.iter_mut().enumerate() {
             if mask & (1 << i) != 0 {
@@ -349,7 +354,7 @@ fn write_gpu_minute(w: &mut Writer, m: &GpuMinute) {
 fn read_gpu_minute(r: &mut Reader) -> Result<GpuMinute, Malformed> {
     let (index, uuid) = read_identity(r)?;
     let lost_samples = r.u32()?;
-    let mask = r.mask()?;
+    let mask = r.mask(Gauge::ALL.len())?;
     let mut gauges = BTreeMap::new();
     for (i, g) in Gauge::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {

@@ -269,7 +269,7 @@ macro_rules! gpu_state {
                 r: &mut super::codec::Reader,
             ) -> Result<GpuState, super::codec::Malformed> {
                 use super::codec::StateCodec;
-                let mask = r.mask()?;
+                let mask = r.mask(Self::KEYS.len())?;
                 let mut bit = 0;
                 let mut s = GpuState::default();
                 $(
