@@ -159,7 +159,9 @@ impl<'a> Reader<'a> {
     pub fn mask(&mut self, items: usize) -> Result<u64, Malformed> {
         let m = self.uint()?;
         if items < 64 && m >> items != 0 {
-            return Err(Malformed("a value this agent does not know (a newer writer's)"));
+            return Err(Malformed(
+                "a value this agent does not know (a newer writer's)",
+            ));
         }
         Ok(m)
     }
