@@ -33,8 +33,16 @@ fn recorder(dir: &Path, fixture: &Path, interval: &str, env: &[(&str, &str)]) ->
     )
 }
 
-/// The sample times a recorder's log confirms as written.
-fn confirmed(stderr: &str) -> BTreeSet<i64> {
+/// The sample times an exited recorder's log confirms as written (read until the pipe is drained).
+fn confirmed(idle: &Session) -> BTreeSet<i64> {
+    let mut stderr = String::new();
+    let mut quiet = 0;
+    while quiet < 3 {
+        let more = idle.stderr();
+        quiet = if more.is_empty() { quiet + 1 } else { 0 };
+        stderr.push_str(&more);
+        std::thread::sleep(Duration::from_millis(50));
+    }
     stderr
         .lines()
         .filter(|l| l.contains("recorded a sample"))
@@ -132,7 +140,7 @@ fn a_writer_killed_between_the_halves_of_a_record_loses_only_that_sample() {
 
     idle.signal(libc::SIGKILL);
     idle.wait(Duration::from_secs(5)).expect("SIGKILL ends it");
-    let logged = confirmed(&idle.stderr());
+    let logged = confirmed(&idle);
     assert_eq!(
         logged,
         first.iter().copied().collect::<BTreeSet<_>>(),
@@ -191,7 +199,7 @@ fn random_sigkills_while_recording_lose_at_most_the_sample_in_flight() {
         std::thread::sleep(Duration::from_millis(60 + next() % 240));
         idle.signal(libc::SIGKILL);
         idle.wait(Duration::from_secs(5)).expect("SIGKILL ends it");
-        logged.extend(confirmed(&idle.stderr()));
+        logged.extend(confirmed(&idle));
     }
     assert!(!logged.is_empty(), "no run recorded a sample");
 
