@@ -617,3 +617,56 @@ fn history_gives_health_a_baseline_and_the_rules_only_it_allows() {
         report.gpus[2].findings
     );
 }
+
+#[test]
+fn a_version_1_history_is_still_read_and_a_newer_version_is_skipped_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = Day::new();
+    let snapshot = day.mock.snapshot(GpuFilter::All).unwrap();
+    let header = |version: u32| {
+        Record::Header(store::SegmentHeader {
+            format: store::FORMAT.into(),
+            version,
+            tier: "raw".into(),
+            started_ms: T0,
+            writer_started_ms: T0,
+            interval_ms: 10_000,
+            writer: "agent 0.0.9".into(),
+        })
+    };
+    // Version 1: every record JSON, after the magic "GPUHIST1".
+    let mut v1 = store::MAGIC_V1.to_vec();
+    v1.extend(store::frame(&serde_json::to_vec(&header(1)).unwrap()));
+    for (i, temperature) in [40.0, 95.0].into_iter().enumerate() {
+        let mut gpus = agent::recorder::sample::node_samples(&snapshot);
+        gpus[2].gauges.insert(Gauge::TemperatureC, temperature);
+        let sample = Record::Sample {
+            t: T0 + i as i64 * 10_000,
+            gpus,
+            xids: Vec::new(),
+        };
+        v1.extend(store::frame(&serde_json::to_vec(&sample).unwrap()));
+    }
+    std::fs::write(dir.path().join(format!("raw-{T0:013}.seg")), v1).unwrap();
+    let mut v3 = store::MAGIC.to_vec();
+    v3.extend(store::frame(&serde_json::to_vec(&header(3)).unwrap()));
+    std::fs::write(dir.path().join(format!("raw-{:013}.seg", T0 + 1)), v3).unwrap();
+
+    day.clock.advance(Duration::from_secs(20));
+    let r = timeline(dir.path(), day.clock.as_ref(), 3600, Some(2));
+    assert!(r.recorder_available, "{:?}", r.notes);
+    assert_eq!(r.gpus[0].samples, 2);
+    let events: Vec<_> = events(&r).into_iter().map(|e| (e.0, e.2)).collect();
+    assert_eq!(
+        events,
+        [(10_000, EventKind::TemperatureAboveSlowdown)],
+        "{:?}",
+        r.gpus[0].events
+    );
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("version 3 (this agent reads versions [1, 2])"),
+        "{}",
+        r.notes[0]
+    );
+}

@@ -1,11 +1,12 @@
 //! One-minute aggregates: per GPU, min/max/mean/last of every gauge, counter deltas and last values,
-//! the union of throttle reasons, and how many samples found the GPU lost.
+//! each state value folded as its table in [`super::sample`] says, and how many samples found the GPU
+//! lost. The metric lists live in `sample.rs`; this file only iterates them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::sample::{CounterId, Gauge, GpuSample, XidSample};
+use super::sample::{CounterId, Gauge, GpuSample, GpuState, XidSample};
 
 /// One minute of one node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,22 +48,13 @@ pub struct GpuMinute {
     /// Counter increments within the minute (a reset counts its new value); zero deltas left out.
     #[serde(rename = "d", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deltas: BTreeMap<CounterId, u64>,
-    /// Union of the throttle reasons seen.
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reasons: Option<u64>,
+    /// Each state value folded as its table says ([`GpuState`]): the union of the throttle reasons,
+    /// the last link and threshold, whether any sample saw a remap pending.
+    #[serde(flatten)]
+    pub state: GpuState,
     /// Samples with any alerting throttle reason (HW slowdown, thermal, power brake).
     #[serde(rename = "ra", default, skip_serializing_if = "is_zero")]
     pub alert_throttled_samples: u32,
-    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
-    pub pcie_gen: Option<u32>,
-    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
-    pub pcie_width: Option<u32>,
-    #[serde(rename = "ts", default, skip_serializing_if = "Option::is_none")]
-    pub slowdown_c: Option<u32>,
-    #[serde(rename = "nd", default, skip_serializing_if = "Vec::is_empty")]
-    pub nvlinks_down: Vec<u32>,
-    #[serde(rename = "rp", default, skip_serializing_if = "Option::is_none")]
-    pub remap_pending: Option<bool>,
 }
 
 /// Throttle reasons worth an alert: HW slowdown, SW/HW thermal, HW power brake.
@@ -140,18 +132,9 @@ impl Aggregator {
                 m.counters.insert(*c, *v);
                 prev.insert(*c, *v);
             }
-            if let Some(r) = s.reasons {
-                m.reasons = Some(m.reasons.unwrap_or(0) | r);
-                if r & ALERT_REASONS != 0 {
-                    m.alert_throttled_samples += 1;
-                }
-            }
-            m.pcie_gen = s.pcie_gen.or(m.pcie_gen);
-            m.pcie_width = s.pcie_width.or(m.pcie_width);
-            m.slowdown_c = s.slowdown_c.or(m.slowdown_c);
-            m.nvlinks_down = s.nvlinks_down.clone();
-            if let Some(p) = s.remap_pending {
-                m.remap_pending = Some(m.remap_pending.unwrap_or(false) | p);
+            m.state.fold(&s.state);
+            if s.state.reasons.is_some_and(|r| r & ALERT_REASONS != 0) {
+                m.alert_throttled_samples += 1;
             }
         }
         done

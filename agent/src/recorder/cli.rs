@@ -13,6 +13,10 @@ use crate::clock::SystemClock;
 use crate::gpu::GpuBackend;
 use crate::xid::LogSource;
 
+/// Crash tests only: `agent idle` writes half of this raw record (1 = the first), then stops itself
+/// with `SIGSTOP` so the test can `SIGKILL` it mid-record.
+pub const STOP_MID_RECORD_ENV: &str = "AGENT_HISTORY_TEST_STOP_MID_RECORD";
+
 /// `--sample-interval`, `--history-dir` and the retention flags.
 #[derive(Clone, Debug, clap::Args)]
 pub struct HistoryArgs {
@@ -82,13 +86,23 @@ pub async fn run_idle(
         return Ok(());
     };
     let dir = store.dir.clone();
-    let recorder = Recorder::open(store, Arc::new(SystemClock)).map_err(|e| {
+    let mut recorder = Recorder::open(store, Arc::new(SystemClock)).map_err(|e| {
         anyhow::anyhow!(
             "cannot open the GPU history directory {}: {e}. Mount a writable volume there (the \
              operator mounts an emptyDir) or unset --history-dir",
             dir.display()
         )
     })?;
+    if let Some(n) = std::env::var(STOP_MID_RECORD_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tracing::warn!(
+            record = n,
+            "{STOP_MID_RECORD_ENV} is set: this process stops halfway through that record (a crash test)"
+        );
+        recorder.stop_mid_record(n);
+    }
     tracing::info!(dir = %dir.display(), interval = ?args.sample_interval, "flight recorder started");
     let opts = LoopOptions {
         interval: args.sample_interval,

@@ -79,7 +79,9 @@ fn sustained_throttling(read: &HistoryRead, now_ms: i64) -> Vec<(u32, Finding)> 
             continue;
         }
         for s in gpus {
-            let Some(reasons) = s.reasons else { continue };
+            let Some(reasons) = s.state.reasons else {
+                continue;
+            };
             let e = per_gpu.entry(s.index).or_default();
             e.0 += 1;
             if reasons & ALERT_REASONS != 0 {

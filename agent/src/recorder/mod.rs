@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod codec;
 pub mod health;
 pub mod sample;
 pub mod store;
@@ -144,6 +145,11 @@ impl Recorder {
         })
     }
 
+    /// Crash tests: stop the process halfway through the `n`th raw record ([`HistoryWriter::stop_mid_record`]).
+    pub fn stop_mid_record(&mut self, n: u64) {
+        self.writer.stop_mid_record(n);
+    }
+
     /// Records one tick at the clock's current time.
     pub fn record(&mut self, tick: Tick) -> io::Result<()> {
         let t = self.clock.now_unix_ms();
@@ -161,6 +167,7 @@ impl Recorder {
                 let minute = self.aggregator.push(t, &gpus, &xids);
                 self.writer
                     .append(Tier::Raw, &Record::Sample { t, gpus, xids }, t)?;
+                tracing::debug!(t, "recorded a sample");
                 if let Some(m) = minute {
                     self.writer.append(Tier::Minute, &Record::Minute(m), t)?;
                 }

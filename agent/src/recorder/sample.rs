@@ -188,6 +188,118 @@ impl CounterId {
     }
 }
 
+/// How a minute folds one state value of its samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fold {
+    /// The newest value a sample reported.
+    Last,
+    /// Every value seen, OR-ed together (reason bits; for a flag: true when any sample was).
+    Union,
+}
+
+/// A per-GPU state value: how a minute folds it, and whether there is anything to keep.
+pub trait StateValue {
+    /// Folds `new` (a later sample's value) into `self` (the minute so far).
+    fn fold(&mut self, rule: Fold, new: &Self);
+    /// False when the value is unknown or empty (then it is left out of the record).
+    fn present(&self) -> bool;
+}
+
+impl<T: Copy + std::ops::BitOr<Output = T>> StateValue for Option<T> {
+    fn fold(&mut self, rule: Fold, new: &Self) {
+        let Some(n) = *new else { return };
+        *self = Some(match (rule, *self) {
+            (Fold::Union, Some(a)) => a | n,
+            _ => n,
+        });
+    }
+
+    fn present(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl StateValue for Vec<u32> {
+    fn fold(&mut self, _rule: Fold, new: &Self) {
+        self.clone_from(new);
+    }
+
+    fn present(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+/// Whether a state value is left out of a record (serde's `skip_serializing_if`).
+pub fn absent<T: StateValue>(v: &T) -> bool {
+    !v.present()
+}
+
+/// Declares the per-GPU state values once: the [`GpuState`] struct (its history keys), how a
+/// minute folds them ([`GpuState::fold`]) and their binary encoding, in this order.
+macro_rules! gpu_state {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty => ($key:literal, $fold:ident), )*) => {
+        /// A GPU's state besides gauges and counters: what one sample saw, or what a minute kept.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        pub struct GpuState {
+            $(
+                $(#[doc = $doc])*
+                #[serde(rename = $key, default, skip_serializing_if = "absent")]
+                pub $field: $ty,
+            )*
+        }
+
+        impl GpuState {
+            /// The history keys, in encoding order.
+            pub const KEYS: &'static [&'static str] = &[$($key),*];
+
+            /// Folds a later sample's state into a minute's.
+            pub fn fold(&mut self, new: &GpuState) {
+                $( self.$field.fold(Fold::$fold, &new.$field); )*
+            }
+
+            /// Binary encoding: a presence mask, then each present value.
+            pub(crate) fn write(&self, w: &mut super::codec::Writer) {
+                use super::codec::StateCodec;
+                w.mask([$(self.$field.present()),*].into_iter());
+                $( if self.$field.present() { self.$field.write(w); } )*
+            }
+
+            /// Reads what [`GpuState::write`] wrote.
+            pub(crate) fn read(
+                r: &mut super::codec::Reader,
+            ) -> Result<GpuState, super::codec::Malformed> {
+                use super::codec::StateCodec;
+                let mask = r.mask(Self::KEYS.len())?;
+                let mut bit = 0;
+                let mut s = GpuState::default();
+                $(
+                    if mask & (1 << bit) != 0 {
+                        s.$field = StateCodec::read(r)?;
+                    }
+                    bit += 1;
+                )*
+                let _ = bit;
+                Ok(s)
+            }
+        }
+    };
+}
+
+gpu_state! {
+    /// Clock event (throttle) reasons bitmask; a minute keeps the union.
+    reasons: Option<u64> => ("r", Union),
+    /// Current PCIe generation.
+    pcie_gen: Option<u32> => ("gen", Last),
+    /// Current PCIe link width.
+    pcie_width: Option<u32> => ("w", Last),
+    /// Temperature at which the GPU slows itself down (°C): the threshold events are judged against.
+    slowdown_c: Option<u32> => ("ts", Last),
+    /// Inactive NVLinks, by link number (empty on an all-active or non-NVLink GPU).
+    nvlinks_down: Vec<u32> => ("nd", Last),
+    /// A row remap waits for the next GPU reset; a minute keeps whether any sample said so.
+    remap_pending: Option<bool> => ("rp", Union),
+}
+
 /// One GPU at one tick. Values the GPU could not report are left out (never written as 0).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuSample {
@@ -203,21 +315,9 @@ pub struct GpuSample {
     pub gauges: BTreeMap<Gauge, f64>,
     #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<CounterId, u64>,
-    /// Clock event (throttle) reasons bitmask.
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reasons: Option<u64>,
-    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
-    pub pcie_gen: Option<u32>,
-    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
-    pub pcie_width: Option<u32>,
-    /// Temperature at which the GPU slows itself down (°C): the threshold events are judged against.
-    #[serde(rename = "ts", default, skip_serializing_if = "Option::is_none")]
-    pub slowdown_c: Option<u32>,
-    /// Inactive NVLinks, by link number (empty on an all-active or non-NVLink GPU).
-    #[serde(rename = "nd", default, skip_serializing_if = "Vec::is_empty")]
-    pub nvlinks_down: Vec<u32>,
-    #[serde(rename = "rp", default, skip_serializing_if = "Option::is_none")]
-    pub remap_pending: Option<bool>,
+    /// Throttle reasons, PCIe link, slowdown threshold, inactive NVLinks, pending remap.
+    #[serde(flatten)]
+    pub state: GpuState,
     /// Per NVLink (links 0..n in order): CRC flit, CRC data, replay and recovery error counters
     /// (`null` when unreadable), so health rate rules can run against a recorded sample.
     #[serde(rename = "nl", default, skip_serializing_if = "Vec::is_empty")]
@@ -252,11 +352,14 @@ pub fn gpu_sample(d: &DeviceSnapshot) -> GpuSample {
         index: d.index,
         uuid: d.uuid.as_ref().ok().cloned(),
         lost,
-        reasons: d.clock_event_reasons.as_ref().ok().copied(),
-        pcie_gen: d.pcie_gen_current.as_ref().ok().copied(),
-        pcie_width: d.pcie_width_current.as_ref().ok().copied(),
-        slowdown_c: d.temperature_slowdown_c.as_ref().ok().copied(),
-        remap_pending: d.remap_pending.as_ref().ok().copied(),
+        state: GpuState {
+            reasons: d.clock_event_reasons.as_ref().ok().copied(),
+            pcie_gen: d.pcie_gen_current.as_ref().ok().copied(),
+            pcie_width: d.pcie_width_current.as_ref().ok().copied(),
+            slowdown_c: d.temperature_slowdown_c.as_ref().ok().copied(),
+            nvlinks_down: Vec::new(),
+            remap_pending: d.remap_pending.as_ref().ok().copied(),
+        },
         ..GpuSample::default()
     };
     for g in Gauge::ALL {
@@ -270,7 +373,7 @@ pub fn gpu_sample(d: &DeviceSnapshot) -> GpuSample {
         }
     }
     if let Ok(links) = &d.nvlinks {
-        s.nvlinks_down = links
+        s.state.nvlinks_down = links
             .iter()
             .filter(|l| l.active == Ok(false))
             .map(|l| l.link)
@@ -313,7 +416,7 @@ pub fn baseline_device(s: &GpuSample) -> DeviceSnapshot {
             .enumerate()
             .map(|(n, c)| NvLinkSnapshot {
                 link: n as u32,
-                active: Ok(!s.nvlinks_down.contains(&(n as u32))),
+                active: Ok(!s.state.nvlinks_down.contains(&(n as u32))),
                 crc_flit_errors: value(c[0]),
                 crc_data_errors: value(c[1]),
                 replay_errors: value(c[2]),

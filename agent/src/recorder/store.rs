@@ -1,11 +1,12 @@
-//! The history on disk: segment files of length-prefixed, checksummed JSON records
+//! The history on disk: segment files of length-prefixed, checksummed records
 //! (`docs/history-format.md`). One writer appends; any number of readers read while it writes.
 //!
 //! Why this shape: appends never rewrite a byte, so a reader (or a writer killed mid-`write`) can at
 //! worst meet a torn *last* record, which its length and CRC-32 reject; a restarted writer opens a new
 //! segment instead of appending after a torn tail; retention and a full volume delete whole segments,
-//! oldest first, with one `unlink` each. JSON keeps the records readable with `jq` and lets fields be
-//! added without a new version; the short field names keep a day of 8 GPUs within a few MiB.
+//! oldest first, with one `unlink` each. Samples and minutes are binary ([`super::codec`]): a day of
+//! 8 GPUs decodes in milliseconds; headers and skipped ticks stay JSON, readable with `jq`. Version 1
+//! segments (every record JSON) are still read.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -15,14 +16,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::MinuteAggregate;
+use super::codec;
 use super::sample::{GpuSample, XidSample};
 
-/// The first 8 bytes of every segment: format name and version 1.
-pub const MAGIC: &[u8; 8] = b"GPUHIST1";
+/// The first 8 bytes of every segment this agent writes: format name and version 2.
+pub const MAGIC: &[u8; 8] = b"GPUHIST2";
+/// The first 8 bytes of a version 1 segment (every record JSON), which readers still accept.
+pub const MAGIC_V1: &[u8; 8] = b"GPUHIST1";
 /// The format's name in segment headers.
 pub const FORMAT: &str = "k8s-mcp-agent/gpu-history";
-/// The record format version in segment headers.
-pub const VERSION: u32 = 1;
+/// The record format version this agent writes into segment headers.
+pub const VERSION: u32 = 2;
+/// The versions a reader accepts.
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Longest record a reader accepts (a longer length field means corruption).
 pub const MAX_RECORD_BYTES: u32 = 4 * 1024 * 1024;
 /// Bytes before each record's payload: length (u32 LE) and CRC-32 (u32 LE) of the payload.
@@ -169,13 +175,23 @@ pub fn list_segments(dir: &Path) -> io::Result<(Vec<SegmentFile>, Vec<PathBuf>)>
     Ok((segments, foreign))
 }
 
-/// Encodes one record: length, CRC-32 of the payload, payload.
+/// Encodes one record: length, CRC-32 of the payload, payload (binary for samples and minutes,
+/// JSON for the rest).
 pub fn encode(record: &Record) -> Vec<u8> {
-    let payload = serde_json::to_vec(record).unwrap_or_default();
+    let payload = match record {
+        Record::Sample { t, gpus, xids } => codec::encode_sample(*t, gpus, xids),
+        Record::Minute(m) => codec::encode_minute(m),
+        other => serde_json::to_vec(other).unwrap_or_default(),
+    };
+    frame(&payload)
+}
+
+/// Frames a payload: length, CRC-32, payload.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_HEADER + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    out.extend_from_slice(payload);
     out
 }
 
@@ -206,7 +222,8 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         out.problem = Some(DecodeProblem::TornTail { offset: 0 });
         return out;
     }
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+    let magic = bytes.get(..MAGIC.len());
+    if magic != Some(MAGIC) && magic != Some(MAGIC_V1) {
         out.problem = Some(DecodeProblem::Foreign);
         return out;
     }
@@ -244,15 +261,11 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             });
             break;
         }
-        match serde_json::from_slice::<Record>(payload) {
-            Ok(r) => out.records.push(r),
-            // A record kind from a newer writer: skip it, keep reading.
-            Err(_) if payload.starts_with(b"{\"k\":") => {}
-            Err(e) => {
-                out.problem = Some(DecodeProblem::Corrupt {
-                    offset: at,
-                    why: format!("record is not valid JSON: {e}"),
-                });
+        match decode_payload(payload) {
+            Ok(Some(r)) => out.records.push(r),
+            Ok(None) => {}
+            Err(why) => {
+                out.problem = Some(DecodeProblem::Corrupt { offset: at, why });
                 break;
             }
         }
@@ -261,10 +274,32 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     out
 }
 
-/// CRC-32 (IEEE 802.3, as zlib and `crc32` compute it).
+/// One record's payload: JSON (first byte `{`) or binary (a kind byte); `None` for a kind this
+/// agent does not know (a newer writer's), which is skipped.
+fn decode_payload(payload: &[u8]) -> Result<Option<Record>, String> {
+    let binary =
+        |kind: &str, m: codec::Malformed| format!("binary {kind} record is malformed: {}", m.0);
+    match payload.split_first() {
+        Some((b'{', _)) => match serde_json::from_slice::<Record>(payload) {
+            Ok(r) => Ok(Some(r)),
+            Err(_) if payload.starts_with(b"{\"k\":") => Ok(None),
+            Err(e) => Err(format!("record is not valid JSON: {e}")),
+        },
+        Some((&codec::KIND_SAMPLE, rest)) => codec::decode_sample(&mut codec::Reader::new(rest))
+            .map(|(t, gpus, xids)| Some(Record::Sample { t, gpus, xids }))
+            .map_err(|m| binary("sample", m)),
+        Some((&codec::KIND_MINUTE, rest)) => codec::decode_minute(&mut codec::Reader::new(rest))
+            .map(|m| Some(Record::Minute(m)))
+            .map_err(|m| binary("minute", m)),
+        Some(_) => Ok(None),
+        None => Err("empty record".into()),
+    }
+}
+
+/// CRC-32 (IEEE 802.3, as zlib and `crc32` compute it), eight bytes at a time ("slicing-by-8").
 pub fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -277,14 +312,37 @@ pub fn crc32(data: &[u8]) -> u32 {
                 };
                 k += 1;
             }
-            table[i] = c;
+            t[0][i] = c;
             i += 1;
         }
-        table
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xff) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        t
     };
+    let t = &TABLES;
     let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][((hi >> 8) & 0xff) as usize]
+            ^ t[1][((hi >> 16) & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = t[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
     }
     !crc
 }
@@ -307,6 +365,9 @@ pub struct HistoryWriter {
     total_bytes: u64,
     /// What went wrong lately, for the log (drained by the caller).
     pub notes: Vec<String>,
+    /// Crash-test hook: stop the process halfway through this raw-tier record (1 = the first).
+    stop_mid_record: Option<u64>,
+    raw_records: u64,
 }
 
 impl HistoryWriter {
@@ -319,6 +380,8 @@ impl HistoryWriter {
             open: [None, None],
             total_bytes: 0,
             notes: Vec::new(),
+            stop_mid_record: None,
+            raw_records: 0,
         };
         w.prune(now_ms)?;
         Ok(w)
@@ -394,11 +457,25 @@ impl HistoryWriter {
         Ok(())
     }
 
+    /// Crash tests: write only the first half of the `n`th raw-tier record (1 = the first), then stop
+    /// the process with `SIGSTOP`, so a test can `SIGKILL` it exactly between the two halves.
+    pub fn stop_mid_record(&mut self, n: u64) {
+        self.stop_mid_record = Some(n);
+    }
+
     /// Writes with one `write` call; a partial write is cut back so no torn record stays mid-file.
     fn write_bytes(&mut self, slot: usize, bytes: &[u8]) -> io::Result<()> {
         let Some(seg) = self.open[slot].as_mut() else {
             return Err(io::Error::other("no open segment"));
         };
+        if slot == Tier::Raw as usize {
+            self.raw_records += 1;
+            if self.stop_mid_record == Some(self.raw_records) {
+                seg.file.write_all(&bytes[..bytes.len() / 2])?;
+                // SAFETY: raise has no preconditions; the process stops here until killed.
+                unsafe { libc::raise(libc::SIGSTOP) };
+            }
+        }
         match seg.file.write_all(bytes) {
             Ok(()) => {
                 seg.len += bytes.len() as u64;
@@ -552,9 +629,9 @@ pub fn read_history(dir: &Path, from_ms: i64) -> io::Result<HistoryRead> {
             for r in decoded.records {
                 match r {
                     Record::Header(h) => {
-                        if h.version != VERSION || h.format != FORMAT {
+                        if !READABLE_VERSIONS.contains(&h.version) || h.format != FORMAT {
                             out.notes.push(format!(
-                                "skipped {}: format {} version {} (this agent reads version {VERSION})",
+                                "skipped {}: format {} version {} (this agent reads versions {READABLE_VERSIONS:?})",
                                 seg.path.display(),
                                 h.format,
                                 h.version

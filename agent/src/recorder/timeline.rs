@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::aggregate::{MinuteAggregate, Summary};
-use super::sample::{CounterId, Gauge, XidSample};
+use super::sample::{CounterId, Gauge, GpuState, XidSample};
 use super::store::{HistoryRead, Record};
 use crate::gpu::ClockEventReason;
 use crate::xid::time::format_rfc3339;
@@ -171,24 +171,20 @@ fn size(r: &TimelineReport) -> usize {
     serde_json::to_vec(r).map_or(usize::MAX, |v| v.len())
 }
 
-/// One GPU's state at one time, from a raw sample or a minute aggregate.
+/// One GPU's state at one time, from a raw sample or a minute aggregate (borrowed from the read).
 #[derive(Clone, Debug)]
-struct Obs {
+struct Obs<'a> {
     t: i64,
     approximate: bool,
     lost: bool,
-    uuid: Option<String>,
+    uuid: Option<&'a str>,
     temperature: Option<f64>,
-    slowdown_c: Option<u32>,
-    reasons: Option<u64>,
-    counters: BTreeMap<CounterId, u64>,
-    pcie: (Option<u32>, Option<u32>),
-    nvlinks_down: Vec<u32>,
-    remap_pending: Option<bool>,
+    counters: &'a BTreeMap<CounterId, u64>,
+    state: &'a GpuState,
 }
 
 /// Samples per GPU, oldest first: minute aggregates up to the first raw sample, then raw samples.
-fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs>> {
+fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs<'_>>> {
     let first_raw = first_raw_sample(read);
     let mut out: BTreeMap<u32, Vec<Obs>> = BTreeMap::new();
     for m in minutes_before(read, first_raw) {
@@ -197,14 +193,10 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs>> {
                 t: m.t,
                 approximate: true,
                 lost: g.lost_samples > 0 && g.gauges.is_empty(),
-                uuid: g.uuid.clone(),
+                uuid: g.uuid.as_deref(),
                 temperature: g.gauges.get(&Gauge::TemperatureC).map(|s| s[1]),
-                slowdown_c: g.slowdown_c,
-                reasons: g.reasons,
-                counters: g.counters.clone(),
-                pcie: (g.pcie_gen, g.pcie_width),
-                nvlinks_down: g.nvlinks_down.clone(),
-                remap_pending: g.remap_pending,
+                counters: &g.counters,
+                state: &g.state,
             });
         }
     }
@@ -215,14 +207,10 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs>> {
                     t: *t,
                     approximate: false,
                     lost: s.lost.is_some(),
-                    uuid: s.uuid.clone(),
+                    uuid: s.uuid.as_deref(),
                     temperature: s.gauges.get(&Gauge::TemperatureC).copied(),
-                    slowdown_c: s.slowdown_c,
-                    reasons: s.reasons,
-                    counters: s.counters.clone(),
-                    pcie: (s.pcie_gen, s.pcie_width),
-                    nvlinks_down: s.nvlinks_down.clone(),
-                    remap_pending: s.remap_pending,
+                    counters: &s.counters,
+                    state: &s.state,
                 });
             }
         }
@@ -309,7 +297,9 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         e.to = to;
         e
     };
-    if let (Some(a), Some(b), Some(limit)) = (prev.temperature, cur.temperature, cur.slowdown_c) {
+    if let (Some(a), Some(b), Some(limit)) =
+        (prev.temperature, cur.temperature, cur.state.slowdown_c)
+    {
         let limit_f = f64::from(limit);
         if a < limit_f && b >= limit_f {
             out.push(with(
@@ -329,16 +319,19 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             ));
         }
     }
-    if let (Some(a), Some(b)) = (prev.reasons, cur.reasons) {
+    if let (Some(a), Some(b)) = (prev.state.reasons, cur.state.reasons)
+        && a != b
+    {
         for r in ClockEventReason::ALL {
-            if r == ClockEventReason::GpuIdle {
+            let (was, is) = (a & r.bit() != 0, b & r.bit() != 0);
+            if r == ClockEventReason::GpuIdle || was == is {
                 continue;
             }
             let name = serde_json::to_value(r)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            match (a & r.bit() != 0, b & r.bit() != 0) {
+            match (was, is) {
                 (false, true) => out.push(with(
                     EventKind::ThrottleStart,
                     &name,
@@ -357,7 +350,12 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             }
         }
     }
-    for c in CounterId::ALL {
+    let counters = if prev.counters == cur.counters {
+        &[][..]
+    } else {
+        &CounterId::ALL[..]
+    };
+    for &c in counters {
         let (Some(&a), Some(&b)) = (prev.counters.get(&c), cur.counters.get(&c)) else {
             continue;
         };
@@ -382,8 +380,8 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             ));
         }
     }
-    let (pg, pw) = prev.pcie;
-    let (cg, cw) = cur.pcie;
+    let (pg, pw) = (prev.state.pcie_gen, prev.state.pcie_width);
+    let (cg, cw) = (cur.state.pcie_gen, cur.state.pcie_width);
     if pg.is_some() && cg.is_some() && pg != cg {
         out.push(with(
             EventKind::PcieLinkChange,
@@ -411,15 +409,17 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         ));
     }
     let down: Vec<u32> = cur
+        .state
         .nvlinks_down
         .iter()
-        .filter(|l| !prev.nvlinks_down.contains(l))
+        .filter(|l| !prev.state.nvlinks_down.contains(l))
         .copied()
         .collect();
     let up: Vec<u32> = prev
+        .state
         .nvlinks_down
         .iter()
-        .filter(|l| !cur.nvlinks_down.contains(l))
+        .filter(|l| !cur.state.nvlinks_down.contains(l))
         .copied()
         .collect();
     if !down.is_empty() {
@@ -438,7 +438,7 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
             format!("NVLink(s) {up:?} active again"),
         ));
     }
-    if prev.remap_pending == Some(false) && cur.remap_pending == Some(true) {
+    if prev.state.remap_pending == Some(false) && cur.state.remap_pending == Some(true) {
         out.push(event(
             t,
             Some(gpu),
@@ -611,34 +611,37 @@ fn build_with(
     };
     let mut gpus: BTreeMap<u32, (GpuTimeline, BTreeMap<Gauge, Vec<Acc>>)> = BTreeMap::new();
     let first_raw = first_raw_sample(read);
-    let mut fold =
-        |index: u32, uuid: &Option<String>, t: i64, n: f64, gauges: Vec<(Gauge, Summary)>| {
-            let Some(b) = bucket_of(t) else { return };
-            if !selected(&q.gpu, index, uuid.as_deref()) {
-                return;
-            }
-            let (g, accs) = gpus.entry(index).or_insert_with(|| {
-                (
-                    GpuTimeline {
-                        index,
-                        uuid: None,
-                        samples: 0,
-                        metrics: Vec::new(),
-                        events: Vec::new(),
-                    },
-                    BTreeMap::new(),
-                )
-            });
-            if uuid.is_some() {
-                g.uuid = uuid.clone();
-            }
-            g.samples += n as u64;
-            for (gauge, s) in gauges {
-                accs.entry(gauge)
-                    .or_insert_with(|| vec![Acc::default(); buckets as usize])[b]
-                    .push(s, n, t);
-            }
-        };
+    let mut fold = |index: u32,
+                    uuid: &Option<String>,
+                    t: i64,
+                    n: f64,
+                    gauges: &mut dyn Iterator<Item = (Gauge, Summary)>| {
+        let Some(b) = bucket_of(t) else { return };
+        if !selected(&q.gpu, index, uuid.as_deref()) {
+            return;
+        }
+        let (g, accs) = gpus.entry(index).or_insert_with(|| {
+            (
+                GpuTimeline {
+                    index,
+                    uuid: None,
+                    samples: 0,
+                    metrics: Vec::new(),
+                    events: Vec::new(),
+                },
+                BTreeMap::new(),
+            )
+        });
+        if uuid.is_some() && g.uuid != *uuid {
+            g.uuid.clone_from(uuid);
+        }
+        g.samples += n as u64;
+        for (gauge, s) in gauges {
+            accs.entry(gauge)
+                .or_insert_with(|| vec![Acc::default(); buckets as usize])[b]
+                .push(s, n, t);
+        }
+    };
     for m in minutes_before(read, first_raw) {
         for g in &m.gpus {
             let n = f64::from(m.n.saturating_sub(g.lost_samples).max(1));
@@ -647,7 +650,7 @@ fn build_with(
                 &g.uuid,
                 m.t,
                 n,
-                g.gauges.iter().map(|(k, v)| (*k, *v)).collect(),
+                &mut g.gauges.iter().map(|(k, v)| (*k, *v)),
             );
         }
     }
@@ -657,19 +660,15 @@ fn build_with(
         } = r
         {
             for s in samples {
-                let gauges = s
-                    .gauges
-                    .iter()
-                    .map(|(k, v)| (*k, [*v, *v, *v, *v]))
-                    .collect();
-                fold(s.index, &s.uuid, *t, 1.0, gauges);
+                let mut gauges = s.gauges.iter().map(|(k, v)| (*k, [*v, *v, *v, *v]));
+                fold(s.index, &s.uuid, *t, 1.0, &mut gauges);
             }
         }
     }
     // GPUs seen only through events (lost the whole window) still get an entry.
     for (index, list) in obs {
-        let uuid = list.iter().rev().find_map(|o| o.uuid.clone());
-        if !selected(&q.gpu, *index, uuid.as_deref()) {
+        let uuid = list.iter().rev().find_map(|o| o.uuid);
+        if !selected(&q.gpu, *index, uuid) {
             continue;
         }
         let events = gpu_events(*index, list, q.from_ms, q.to_ms);
@@ -680,7 +679,7 @@ fn build_with(
             (
                 GpuTimeline {
                     index: *index,
-                    uuid: uuid.clone(),
+                    uuid: uuid.map(str::to_owned),
                     samples: 0,
                     metrics: Vec::new(),
                     events: Vec::new(),

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use agent::clock::{ManualClock, SystemClock, WallClock};
 use agent::gpu::mock::MockBackend;
 use agent::gpu::{DataSource, GpuBackend, GpuFilter};
-use agent::recorder::store::{StoreOptions, list_segments};
+use agent::recorder::store::{
+    MAGIC_V1, Record, StoreOptions, decode, frame, list_segments, read_history,
+};
+use agent::recorder::timeline::{self, TimelineQuery};
 use agent::recorder::{Recorder, Tick};
 use gpu_fixture::Fixture;
 use serde_json::json;
@@ -31,6 +34,12 @@ pub struct RecorderResults {
     pub history_bytes: u64,
     pub timeline: Samples,
     pub timeline_bytes: usize,
+    /// Where a call's time goes, in process: reading and decoding the window's segments ...
+    pub read: Samples,
+    /// ... building the report from them ...
+    pub build: Samples,
+    /// ... and reading the same records written as format 1 (every record JSON).
+    pub read_v1: Samples,
 }
 
 /// How long each part runs.
@@ -68,7 +77,11 @@ pub fn measure(setup: &AgentSetup, plan: &RecorderPlan) -> anyhow::Result<Record
     let history = tempfile::tempdir()?;
     let history_bytes = write_history(&setup.fixture, history.path(), plan.history_hours)?;
     let (timeline, timeline_bytes) = timeline_latency(setup, history.path(), plan)?;
+    let (read, build, read_v1) = breakdown(history.path())?;
     Ok(RecorderResults {
+        read,
+        build,
+        read_v1,
         interval: plan.interval,
         window: plan.window,
         cpu_percent,
@@ -191,6 +204,53 @@ fn timeline_latency(
     Ok((samples, bytes))
 }
 
+/// `get_gpu_timeline`'s two halves timed in process over the last 24 h (20 rounds each), and the
+/// read half once more over a copy of the history written as format 1 (JSON records).
+fn breakdown(dir: &Path) -> anyhow::Result<(Samples, Samples, Samples)> {
+    let v1 = tempfile::tempdir()?;
+    let (segments, _) = list_segments(dir)?;
+    for seg in &segments {
+        let decoded = decode(&std::fs::read(&seg.path)?);
+        let mut out = MAGIC_V1.to_vec();
+        for r in decoded.records {
+            let r = match r {
+                Record::Header(mut h) => {
+                    h.version = 1;
+                    Record::Header(h)
+                }
+                other => other,
+            };
+            out.extend(frame(&serde_json::to_vec(&r)?));
+        }
+        std::fs::write(
+            v1.path().join(seg.path.file_name().unwrap_or_default()),
+            out,
+        )?;
+    }
+    let now = SystemClock.now_unix_ms();
+    let query = TimelineQuery {
+        from_ms: now - 86_400_000,
+        to_ms: now,
+        gpu: None,
+        max_events: 50,
+        max_bytes: agent::recorder::TIMELINE_MAX_BYTES,
+    };
+    let (mut read, mut build, mut read_v1) =
+        (Samples::default(), Samples::default(), Samples::default());
+    for _ in 0..20 {
+        let started = Instant::now();
+        let history = read_history(dir, query.from_ms)?;
+        read.push_duration(started.elapsed());
+        let started = Instant::now();
+        std::hint::black_box(timeline::build(&history, &query));
+        build.push_duration(started.elapsed());
+        let started = Instant::now();
+        std::hint::black_box(read_history(v1.path(), query.from_ms)?);
+        read_v1.push_duration(started.elapsed());
+    }
+    Ok((read, build, read_v1))
+}
+
 /// The report's rows.
 pub fn rows(r: &RecorderResults) -> Vec<Row> {
     let p = |q: f64| r.timeline.percentile(q).map_or("n/a".into(), ms);
@@ -225,6 +285,18 @@ pub fn rows(r: &RecorderResults) -> Vec<Row> {
                 r.timeline.len()
             ),
             format!("{} / {}", p(50.0), p(99.0)),
+        ),
+        Row::new(
+            "where a call's time goes, in process (median of 20): reading the segments / building the report",
+            format!(
+                "{} / {}",
+                r.read.median().map_or("n/a".into(), ms),
+                r.build.median().map_or("n/a".into(), ms)
+            ),
+        ),
+        Row::new(
+            "reading the same history written as format 1 (every record JSON), median of 20",
+            r.read_v1.median().map_or("n/a".into(), ms),
         ),
         Row::new(
             "`get_gpu_timeline` answer size",
