@@ -77,6 +77,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Tunables.
     pub settings: Settings,
+    /// What the watches keep current: Nodes, RuntimeClasses, DeviceClasses, owned objects.
+    pub caches: crate::cache::Caches,
     memory: Mutex<Memory>,
 }
 
@@ -108,6 +110,7 @@ impl Context {
             api: KubeApi::new(client),
             metrics,
             settings,
+            caches: crate::cache::Caches::default(),
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -255,7 +258,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
         .ok_or(Error::Render(render::RenderError::MissingMetadata("uid")))?;
     let spec = &config.spec;
 
-    let (mut facts, mut observed) = observe(&ctx.api, &name, spec).await?;
+    let (mut facts, mut observed) = observe(&ctx.api, &ctx.caches, &name, spec).await?;
     facts.admin_access = admin_access_fact(ctx, &uid, &facts, &observed);
     let mut resolution = resolve_mode(spec, &facts);
     let mut issues = Vec::new();

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod dra;
