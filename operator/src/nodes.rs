@@ -117,10 +117,10 @@ struct NodeRecord {
 }
 
 impl NodeRecord {
-    fn has_label(&self, key: &str, value: &str) -> bool {
-        let wanted = format!("{key}={value}");
+    /// Whether the node carries `label` (`key=value`).
+    fn has_label(&self, label: &str) -> bool {
         self.labels
-            .binary_search_by(|l| l.as_ref().cmp(wanted.as_str()))
+            .binary_search_by(|l| l.as_ref().cmp(label))
             .is_ok()
     }
 
@@ -264,10 +264,11 @@ impl NodeIndex {
         selector: &BTreeMap<String, String>,
         gpu_resource: &str,
     ) -> Vec<NodeFacts> {
+        let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut selected: Vec<NodeFacts> = self
             .nodes
             .iter()
-            .filter(|(_, node)| selector.iter().all(|(k, v)| node.has_label(k, v)))
+            .filter(|(_, node)| wanted.iter().all(|label| node.has_label(label)))
             .map(|(name, node)| {
                 let handlers: Vec<String> = node
                     .runtime_handlers
