@@ -8,7 +8,7 @@
 //! string each, so the nodes of a pool, which carry the same labels, share their strings and a
 //! record costs a pointer per label plus the few values unique to its node (hostname, memory).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -175,10 +175,11 @@ impl Interner {
 /// Every Node's record by name: pure data, fed by the watch's events, read by reconciles.
 #[derive(Debug, Default)]
 pub struct NodeIndex {
-    nodes: HashMap<Box<str>, NodeRecord>,
+    /// By name, so that selecting yields the nodes in name order without sorting.
+    nodes: BTreeMap<Box<str>, NodeRecord>,
     /// A listing in progress (the watch's initial list or a re-list after it dropped); the last
     /// complete one stays readable meanwhile.
-    listing: Option<HashMap<Box<str>, NodeRecord>>,
+    listing: Option<BTreeMap<Box<str>, NodeRecord>>,
     interner: Interner,
 }
 
@@ -216,7 +217,7 @@ impl NodeIndex {
 
     /// A (re-)listing starts.
     pub fn listing_started(&mut self) {
-        self.listing = Some(HashMap::new());
+        self.listing = Some(BTreeMap::new());
     }
 
     /// A Node of the listing in progress.
@@ -224,7 +225,7 @@ impl NodeIndex {
         let name = node.metadata.name.as_deref().unwrap_or_default();
         let record = self.record(node);
         self.listing
-            .get_or_insert_with(HashMap::new)
+            .get_or_insert_with(BTreeMap::new)
             .insert(name.into(), record);
     }
 
@@ -265,8 +266,7 @@ impl NodeIndex {
         gpu_resource: &str,
     ) -> Vec<NodeFacts> {
         let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut selected: Vec<NodeFacts> = self
-            .nodes
+        self.nodes
             .iter()
             .filter(|(_, node)| wanted.iter().all(|label| node.has_label(label)))
             .map(|(name, node)| {
@@ -281,9 +281,7 @@ impl NodeIndex {
                     Some(handlers),
                 )
             })
-            .collect();
-        selected.sort_by(|a, b| a.name.cmp(&b.name));
-        selected
+            .collect()
     }
 }
 
