@@ -80,6 +80,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Tunables.
     pub settings: Settings,
+    /// What the watches keep current: Nodes, RuntimeClasses, DeviceClasses, owned objects.
+    pub caches: crate::cache::Caches,
     memory: Mutex<Memory>,
 }
 
@@ -111,6 +113,7 @@ impl Context {
             api: KubeApi::new(client),
             metrics,
             settings,
+            caches: crate::cache::Caches::default(),
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -270,7 +273,7 @@ async fn reconcile_config(config: &GpuDiagnosticsConfig, ctx: &Context) -> Resul
     let uid = config
         .uid()
         .ok_or(Error::Render(render::RenderError::MissingMetadata("uid")))?;
-    let (mut facts, mut observed) = observe(&ctx.api, &name, &config.spec).await?;
+    let (mut facts, mut observed) = observe(&ctx.api, &ctx.caches, &name, &config.spec).await?;
     facts.admin_access = admin_access_fact(ctx, &uid, &facts, &observed);
     let pass = apply_pass(ctx, config, &uid, &mut facts, &mut observed).await?;
     write_status(

@@ -40,6 +40,9 @@ pub enum Error {
         /// The CRD's last condition message.
         detail: String,
     },
+    /// Reconciles wait for the Node watch's first listing, and it did not arrive.
+    #[error(transparent)]
+    NodesNotSynced(#[from] crate::nodes::NodesNotSynced),
     /// Leader election failed.
     #[error("leader election on Lease {lease}: {source}")]
     Lease {
@@ -74,6 +77,7 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::Render(_) => "render",
             Error::CrdNotEstablished { .. } => "crd_not_established",
+            Error::NodesNotSynced(_) => "nodes_not_synced",
             Error::Lease { .. } => "lease",
         }
     }

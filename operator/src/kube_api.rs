@@ -9,24 +9,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, Result, status_code};
-use crate::facts::NodeSummary;
-use k8s_openapi::api::core::v1::Node;
-
-/// A LIST response whose items are decoded as `T`.
-#[derive(serde::Deserialize)]
-struct SummaryList<T> {
-    #[serde(default)]
-    metadata: SummaryListMeta,
-    #[serde(default = "Vec::new")]
-    items: Vec<T>,
-}
-
-/// `metadata` of a LIST response: the continuation token of the next page.
-#[derive(Default, serde::Deserialize)]
-struct SummaryListMeta {
-    #[serde(default, rename = "continue")]
-    continue_token: Option<String>,
-}
 
 /// A thin wrapper over a kube `Client`.
 #[derive(Clone)]
@@ -90,50 +72,6 @@ impl KubeApi {
             .await
             .map_err(Error::kube(action()))?;
         list.items.iter().map(|o| to_value(o, action)).collect()
-    }
-
-    /// Every Node matching `labels`, page by page, each decoded into the few fields the operator
-    /// reads: memory stays flat however large the cluster (a full decode of 5,000 Nodes took 1 GiB).
-    pub async fn list_node_summaries(&self, labels: Option<&str>) -> Result<Vec<NodeSummary>> {
-        const PAGE: u32 = 500;
-        let action = || describe("LIST", &ApiResource::erase::<Node>(&()), None, None);
-        let mut params = ListParams::default().limit(PAGE);
-        if let Some(labels) = labels {
-            params = params.labels(labels);
-        }
-        let mut nodes = Vec::new();
-        loop {
-            let request = kube::core::Request::new("/api/v1/nodes")
-                .list(&params)
-                .map_err(|e| Error::kube(action())(kube::Error::BuildRequest(e)))?;
-            let page: SummaryList<NodeSummary> = self.request_slim(request, action).await?;
-            nodes.extend(page.items);
-            match page.metadata.continue_token {
-                Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => return Ok(nodes),
-            }
-        }
-    }
-
-    /// Sends `request` and decodes its body straight from the bytes received: one buffer per
-    /// page, where `Client::request` holds the body twice more (joined, then copied to a String).
-    async fn request_slim<T: DeserializeOwned>(
-        &self,
-        request: http::Request<Vec<u8>>,
-        action: impl Fn() -> String,
-    ) -> Result<T> {
-        use futures::AsyncReadExt;
-        let mut body = self
-            .client
-            .request_stream(request)
-            .await
-            .map_err(Error::kube(action()))?;
-        let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes)
-            .await
-            .map_err(|e| Error::kube(action())(kube::Error::Service(Box::new(e))))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::kube(action())(kube::Error::SerdeError(e)))
     }
 
     /// `list`, decoded into a typed resource.

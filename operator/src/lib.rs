@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod dra;

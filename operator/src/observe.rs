@@ -1,5 +1,7 @@
 //! Reading the world for one config: the cluster's GPU access facts and the objects the operator
-//! already wrote, in one pass of GETs and LISTs (no writes).
+//! already wrote, in one pass (no writes). Nodes, RuntimeClasses, DeviceClasses and the operator's
+//! own cluster-wide objects and DaemonSet come from the watches' caches (`cache.rs`); the rest, and
+//! whatever a cache cannot tell, is read with GETs and LISTs.
 
 use crds::GpuDiagnosticsConfigSpec;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -8,9 +10,10 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
 
+use crate::cache::{self, Caches};
 use crate::dra::{self, DraVersion};
 use crate::error::Result;
-use crate::facts::{AdminAccess, ClusterFacts, DraFacts, NodeFacts, UserTemplate};
+use crate::facts::{AdminAccess, ClusterFacts, DraFacts, UserTemplate};
 use crate::kube_api::{KubeApi, resource_of};
 use crate::names;
 
@@ -39,20 +42,22 @@ pub struct Observed {
 /// the caller decides it from `claim_template` and its probe cache.
 pub async fn observe(
     api: &KubeApi,
+    caches: &Caches,
     config: &str,
     spec: &GpuDiagnosticsConfigSpec,
 ) -> Result<(ClusterFacts, Observed)> {
     let namespace = spec.namespace.name.as_str();
     let object_name = names::object_name(config);
 
-    let runtime_class_handler = api
-        .get(
-            &resource_of::<RuntimeClass>(),
-            None,
-            &spec.gpu.runtime_class.name,
-        )
-        .await?
-        .map(|rc| rc["handler"].as_str().unwrap_or_default().to_owned());
+    let runtime_class_handler = cache::get(
+        &caches.runtime_classes,
+        api,
+        &resource_of::<RuntimeClass>(),
+        None,
+        &spec.gpu.runtime_class.name,
+    )
+    .await?
+    .map(|rc| rc["handler"].as_str().unwrap_or_default().to_owned());
 
     let served = api.served_versions(dra::GROUP).await?.unwrap_or_default();
     let version = dra::pick_version(served.iter().map(String::as_str));
@@ -66,55 +71,57 @@ pub async fn observe(
         .cloned()
         .collect();
 
-    let node_selector = (!spec.node_selector.is_empty()).then(|| {
-        spec.node_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    });
-    let gpu_resource = &spec.gpu.resource_request.resource;
-    let nodes = api
-        .list_node_summaries(node_selector.as_deref())
-        .await?
-        .into_iter()
-        .map(|node| NodeFacts::from_summary(node, gpu_resource))
-        .collect();
+    let nodes = caches
+        .nodes
+        .select(&spec.node_selector, &spec.gpu.resource_request.resource)
+        .await?;
 
     let namespace_object = api
         .get(&resource_of::<Namespace>(), None, namespace)
         .await?;
     let mut observed = Observed {
         namespace: namespace_object,
-        cluster_role: api
-            .get(&resource_of::<ClusterRole>(), None, &object_name)
-            .await?,
-        cluster_role_binding: api
-            .get(&resource_of::<ClusterRoleBinding>(), None, &object_name)
-            .await?,
+        cluster_role: cache::get(
+            &caches.cluster_roles,
+            api,
+            &resource_of::<ClusterRole>(),
+            None,
+            &object_name,
+        )
+        .await?,
+        cluster_role_binding: cache::get(
+            &caches.cluster_role_bindings,
+            api,
+            &resource_of::<ClusterRoleBinding>(),
+            None,
+            &object_name,
+        )
+        .await?,
         ..Observed::default()
     };
 
     let mut dra_facts = None;
     if let Some(version) = version {
-        let device_class_exists = api
-            .get(
-                &version.device_classes(),
-                None,
-                &spec.gpu.resource_claim.device_class_name,
-            )
-            .await?
-            .is_some();
+        let device_class_exists = cache::get(
+            &caches.device_classes,
+            api,
+            &version.device_classes(),
+            None,
+            &spec.gpu.resource_claim.device_class_name,
+        )
+        .await?
+        .is_some();
         let template_name = &spec.gpu.resource_claim.template_name;
         let mut user_template = None;
         if observed.namespace.is_some() {
-            observed.claim_template = api
-                .get(
-                    &version.resource_claim_templates(),
-                    Some(namespace),
-                    &object_name,
-                )
-                .await?;
+            observed.claim_template = cache::get(
+                &caches.claim_templates,
+                api,
+                &version.resource_claim_templates(),
+                Some(namespace),
+                &object_name,
+            )
+            .await?;
             if !template_name.is_empty() {
                 let found = api
                     .get(
@@ -149,9 +156,14 @@ pub async fn observe(
                 None,
             )
             .await?;
-        observed.daemon_set = api
-            .get(&resource_of::<DaemonSet>(), Some(namespace), &object_name)
-            .await?;
+        observed.daemon_set = cache::get(
+            &caches.daemon_sets,
+            api,
+            &resource_of::<DaemonSet>(),
+            Some(namespace),
+            &object_name,
+        )
+        .await?;
         observed.pods = api
             .list_typed::<Pod>(Some(namespace), Some(&names::pod_selector(config)), None)
             .await?;

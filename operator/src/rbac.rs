@@ -65,10 +65,10 @@ pub const RBAC_RULES: &[Rule] = &[
     Rule {
         api_group: "rbac.authorization.k8s.io",
         resources: &["clusterroles", "clusterrolebindings"],
-        verbs: &["get", "patch"],
+        verbs: &["get", "list", "watch", "patch"],
         resource_names: &[],
         names_from_values: None,
-        why: "the agent's ClusterRole (get nodes, list pods) and its binding",
+        why: "the agent's ClusterRole (get nodes, list pods) and its binding; list+watch keep the operator's own (by label) in its cache",
     },
     Rule {
         api_group: "apps",

@@ -15,6 +15,14 @@ use serde_json::{Value, json};
 use support::FakeApi;
 use test_apiserver::{DraVersion, Fault, RequestMatch, Verb};
 
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::core::ApiResource;
+use operator::cache::ObjectCache;
+use operator::kube_api::resource_of;
+use operator::nodes::SlimNode;
+
 const NS: &str = "gpu-diagnostics";
 const DS: &str = "k8s-mcp-agent-default";
 
@@ -61,12 +69,72 @@ fn status_of(fake: &FakeApi, name: &str) -> GpuDiagnosticsConfigStatus {
     serde_json::from_value(object["status"].clone()).expect("status parses")
 }
 
+fn status_text(fake: &FakeApi) -> String {
+    serde_json::to_string(&status_of(fake, "default")).unwrap()
+}
+
 fn condition(status: &GpuDiagnosticsConfigStatus, type_: &str) -> (String, String, String) {
     let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
+/// Plays the Node watch: the store holds the fake's Nodes, as after a listing.
+fn list_nodes(fake: &FakeApi, ctx: &Context) {
+    let nodes: Vec<SlimNode> = fake
+        .all("", "nodes")
+        .into_iter()
+        .map(|node| serde_json::from_value(node).expect("a Node decodes"))
+        .collect();
+    ctx.caches.nodes.replace(&nodes);
+}
+
+/// Plays the other watches: each cache holds what its watch would have listed (the operator's
+/// labelled objects, every RuntimeClass).
+fn list_watched_objects(fake: &FakeApi, ctx: &Context) {
+    let managed = |object: &Value| {
+        object["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "k8s-mcp-agent-operator"
+    };
+    let caches = &ctx.caches;
+    let feeds: [(&ObjectCache, ApiResource, &str, bool); 4] = [
+        (
+            &caches.runtime_classes,
+            resource_of::<RuntimeClass>(),
+            "node.k8s.io",
+            false,
+        ),
+        (
+            &caches.daemon_sets,
+            resource_of::<DaemonSet>(),
+            "apps",
+            true,
+        ),
+        (
+            &caches.cluster_roles,
+            resource_of::<ClusterRole>(),
+            "rbac.authorization.k8s.io",
+            true,
+        ),
+        (
+            &caches.cluster_role_bindings,
+            resource_of::<ClusterRoleBinding>(),
+            "rbac.authorization.k8s.io",
+            true,
+        ),
+    ];
+    for (cache, resource, group, labelled) in feeds {
+        cache.watching(&resource);
+        cache.listing_started();
+        for object in fake.all(group, &resource.plural) {
+            if !labelled || managed(&object) {
+                cache.listed(object);
+            }
+        }
+        cache.listing_done();
+    }
+}
+
 async fn run(fake: &FakeApi, ctx: &Arc<Context>, name: &str) -> operator::Result<Action> {
+    list_nodes(fake, ctx);
     reconcile(read_config(fake, name), ctx.clone()).await
 }
 
@@ -190,6 +258,67 @@ async fn runtime_class_mode_is_applied_once_then_left_alone() {
         )
     );
     assert_idle(&fake, &ctx, "default").await;
+}
+
+#[tokio::test]
+async fn a_no_op_reconcile_reads_nodes_and_owned_objects_from_the_watches() {
+    let fake = FakeApi::new();
+    fake.insert(runtime_class());
+    for i in 0..3 {
+        fake.insert(gpu_node(&format!("gpu-{i}"), 8));
+    }
+    seed_config(&fake, "default", json!({}));
+    let ctx = context(&fake);
+    run(&fake, &ctx, "default").await.unwrap();
+    // The DaemonSet controller places no pod: the status counts the selected nodes.
+    roll_out(&fake, 0);
+    run(&fake, &ctx, "default").await.unwrap();
+    assert!(status_text(&fake).contains("3 nodes match spec.nodeSelector"));
+
+    list_watched_objects(&fake, &ctx);
+    fake.clear_log();
+    run(&fake, &ctx, "default").await.unwrap();
+    let reads: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| match r.resource() {
+            None => format!("GET {} (discovery)", r.path),
+            Some(_) => r.summary(),
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            "GET /apis/resource.k8s.io (discovery)",
+            "GET namespaces gpu-diagnostics",
+            "GET serviceaccounts in gpu-diagnostics",
+            "GET pods in gpu-diagnostics",
+            "GET events in gpu-diagnostics",
+        ],
+        "no Node LIST; the RuntimeClass, RBAC objects and DaemonSet come from the caches"
+    );
+
+    // A new node reaches the next reconcile through the Node watch (no LIST).
+    fake.insert(gpu_node("gpu-3", 8));
+    run(&fake, &ctx, "default").await.unwrap();
+    assert!(status_text(&fake).contains("4 nodes match spec.nodeSelector"));
+
+    // An object the caches do not hold is read from the API server.
+    fake.delete("apps", "daemonsets", Some(NS), DS);
+    list_watched_objects(&fake, &ctx);
+    fake.clear_log();
+    run(&fake, &ctx, "default").await.unwrap();
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.summary() == "GET daemonsets gpu-diagnostics/k8s-mcp-agent-default"),
+        "a DaemonSet missing from the cache is read"
+    );
+    assert!(
+        fake.writes()
+            .contains(&"PATCH daemonsets gpu-diagnostics/k8s-mcp-agent-default".to_string()),
+        "and re-created"
+    );
 }
 
 #[tokio::test]
@@ -721,13 +850,18 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
     seed_config(&fake, "default", json!({}));
     let ctx = context(&fake);
     fake.inject(Fault::fail(
-        RequestMatch::resource("nodes").group("").verb(Verb::List),
+        RequestMatch::resource("namespaces")
+            .group("")
+            .verb(Verb::Get)
+            .name("gpu-diagnostics"),
         500,
     ));
 
     let error = run(&fake, &ctx, "default").await.unwrap_err();
     assert!(
-        error.to_string().starts_with("LIST v1 nodes failed"),
+        error
+            .to_string()
+            .starts_with("GET v1 namespaces gpu-diagnostics failed"),
         "{error}"
     );
     assert_eq!(error.metric_label(), "server_error");
@@ -745,7 +879,9 @@ async fn api_failures_are_errors_with_growing_backoff_and_one_event() {
     assert_eq!(condition(&status, "Degraded").1, "ReconcileFailed");
     assert_eq!(condition(&status, "Ready").1, "ReconcileFailed");
     assert!(
-        status.reason.contains("LIST v1 nodes failed"),
+        status
+            .reason
+            .contains("GET v1 namespaces gpu-diagnostics failed"),
         "{}",
         status.reason
     );

@@ -1,24 +1,30 @@
-//! Wiring the controller: the watched config stream, the watches that re-trigger reconciles
-//! (owned DaemonSets and claim templates, RuntimeClasses, DeviceClasses, Node changes), readiness.
+//! Wiring the controller: the watched config stream, the watches that fill the reconcilers' caches
+//! and re-trigger reconciles (owned DaemonSets, ClusterRoles, ClusterRoleBindings and claim
+//! templates; RuntimeClasses, DeviceClasses, Node changes), readiness.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::{Context, Guarded};
+use crate::cache::{Caches, ObjectCache};
 use crate::dra::{self};
 use crate::http::{Health, Readiness};
+use crate::kube_api::resource_of;
 use crate::names;
-use crate::nodes::{ChangeFilter, WatchedNode};
+use crate::nodes::SlimNode;
 
 use super::{error_policy, reconcile};
 
@@ -32,7 +38,7 @@ pub async fn run(
     let client = ctx.api.client().clone();
     let configs = Api::<Guarded>::all(client.clone());
     // Status writes re-trigger a reconcile, which then finds nothing to write (no loop).
-    let mut controller = Controller::new(configs, watcher::Config::default().any_semantic());
+    let controller = Controller::new(configs, watcher::Config::default().any_semantic());
     let reader = controller.store();
 
     {
@@ -57,18 +63,43 @@ pub async fn run(
         });
     }
 
+    // Every watch feeds a cache that reconciles read (`cache.rs`) and triggers reconciles: the
+    // configs an owned object belongs to, or every config for cluster facts.
+    let (every, every_changes) = futures::channel::mpsc::unbounded::<()>();
+    let (owner, owner_changes) = futures::channel::mpsc::unbounded::<ObjectRef<Guarded>>();
     let managed = watcher::Config::default().labels(&names::managed_selector());
-    controller = controller
-        .watches(
-            Api::<DaemonSet>::all(client.clone()),
-            managed.clone(),
-            by_instance_label,
-        )
-        .watches(
-            Api::<RuntimeClass>::all(client.clone()),
-            watcher::Config::default(),
-            every_config(reader.clone()),
-        );
+    let owned = |cache: CachePick| Feed {
+        cache,
+        trigger: Trigger::Owner(owner.clone()),
+    };
+    let cluster_fact = |cache: CachePick| Feed {
+        cache,
+        trigger: Trigger::Every(every.clone()),
+    };
+    watch_objects(
+        &ctx,
+        resource_of::<DaemonSet>(),
+        managed.clone(),
+        owned(|c| &c.daemon_sets),
+    );
+    watch_objects(
+        &ctx,
+        resource_of::<ClusterRole>(),
+        managed.clone(),
+        owned(|c| &c.cluster_roles),
+    );
+    watch_objects(
+        &ctx,
+        resource_of::<ClusterRoleBinding>(),
+        managed.clone(),
+        owned(|c| &c.cluster_role_bindings),
+    );
+    watch_objects(
+        &ctx,
+        resource_of::<RuntimeClass>(),
+        watcher::Config::default(),
+        cluster_fact(|c| &c.runtime_classes),
+    );
     match ctx.api.served_versions(dra::GROUP).await {
         Ok(served) => {
             if let Some(version) = served
@@ -79,33 +110,30 @@ pub async fn run(
                     version = version.as_str(),
                     "watching DRA DeviceClasses and claim templates"
                 );
-                let classes = version.device_classes();
-                let templates = version.resource_claim_templates();
-                controller = controller
-                    .watches_with(
-                        Api::<DynamicObject>::all_with(client.clone(), &classes),
-                        classes,
-                        watcher::Config::default(),
-                        every_config(reader.clone()),
-                    )
-                    .watches_with(
-                        Api::<DynamicObject>::all_with(client.clone(), &templates),
-                        templates,
-                        managed,
-                        by_instance_label,
-                    );
+                watch_objects(
+                    &ctx,
+                    version.device_classes(),
+                    watcher::Config::default(),
+                    cluster_fact(|c| &c.device_classes),
+                );
+                watch_objects(
+                    &ctx,
+                    version.resource_claim_templates(),
+                    managed,
+                    owned(|c| &c.claim_templates),
+                );
             }
         }
         Err(error) => {
             warn!(%error, "DRA discovery failed; DeviceClass changes are noticed at resync only")
         }
     }
-
-    let node_changes = watch_node_changes(client.clone());
+    watch_nodes(ctx.clone(), every);
 
     let metrics = ctx.metrics.clone();
     controller
-        .reconcile_all_on(node_changes)
+        .reconcile_all_on(every_changes)
+        .reconcile_on(owner_changes)
         .with_config(
             ControllerConfig::default()
                 .concurrency(ctx.settings.concurrency)
@@ -130,71 +158,125 @@ pub async fn run(
     health.set(Readiness::Stopping);
 }
 
-/// Starts the shared Node watch (see `nodes.rs`): the returned stream ticks whenever a Node's
-/// labels, allocatable resources or runtime handlers change, so every config re-resolves at once
-/// instead of at its next resync; kubelet heartbeats and image lists change no fingerprint.
-fn watch_node_changes(client: kube::Client) -> futures::channel::mpsc::UnboundedReceiver<()> {
-    let (ticks, changes) = futures::channel::mpsc::unbounded();
-    let events = watcher::watcher(Api::<WatchedNode>::all(client), watcher::Config::default())
-        .default_backoff();
+/// Starts the shared Node watch: it keeps `ctx.caches.nodes` current (see `nodes.rs`) and ticks
+/// `changes` whenever a Node's labels, allocatable resources or runtime handlers change, so every
+/// config re-resolves at once instead of at its next resync; kubelet heartbeats and image lists
+/// change no record.
+fn watch_nodes(ctx: Arc<Context>, changes: UnboundedSender<()>) {
+    let events = watcher::watcher(
+        Api::<SlimNode>::all(ctx.api.client().clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff();
     tokio::spawn(async move {
+        let store = &ctx.caches.nodes;
         let mut events = std::pin::pin!(events);
-        let mut known: Option<ChangeFilter> = None;
-        let mut relist = ChangeFilter::default();
         while let Some(event) = events.next().await {
             let changed = match event {
                 Ok(watcher::Event::Init) => {
-                    relist = ChangeFilter::default();
+                    store.listing_started();
                     false
                 }
                 Ok(watcher::Event::InitApply(node)) => {
-                    relist.applied(&node);
+                    store.listed(&node);
                     false
                 }
                 Ok(watcher::Event::InitDone) => {
-                    // The first listing only establishes what is known; a re-listing after a
-                    // dropped watch counts when it differs.
-                    let fresh = std::mem::take(&mut relist);
-                    let changed = known.as_ref().is_some_and(|k| *k != fresh);
-                    if known.is_none() {
+                    // The first listing only fills the store; a re-listing after a dropped watch
+                    // counts when it differs.
+                    if !store.is_synced() {
                         debug!("Node watch synced");
                     }
-                    known = Some(fresh);
-                    changed
+                    store.listing_done()
                 }
-                Ok(watcher::Event::Apply(node)) => known
-                    .get_or_insert_with(ChangeFilter::default)
-                    .applied(&node),
-                Ok(watcher::Event::Delete(node)) => known
-                    .get_or_insert_with(ChangeFilter::default)
-                    .deleted(&node),
+                Ok(watcher::Event::Apply(node)) => store.apply(&node),
+                Ok(watcher::Event::Delete(node)) => {
+                    store.delete(node.metadata.name.as_deref().unwrap_or_default())
+                }
                 Err(error) => {
-                    warn!(%error, "Node watch failed; retrying with backoff (node changes are noticed at resync meanwhile)");
+                    warn!(%error, "Node watch failed; retrying with backoff (reconciles use the last listing meanwhile)");
+                    store.failed(error.to_string());
                     false
                 }
             };
-            if changed && ticks.unbounded_send(()).is_err() {
+            if changed && changes.unbounded_send(()).is_err() {
                 return;
             }
         }
     });
-    changes
 }
 
-/// Maps an object the operator labelled to its config.
-fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<Guarded>> {
-    names::config_of(object.labels()).map(ObjectRef::new)
+/// Picks one cache of [`Caches`].
+type CachePick = fn(&Caches) -> &ObjectCache;
+
+/// Whom a watched object's change concerns.
+#[derive(Clone)]
+enum Trigger {
+    /// The config named by the object's instance label (an object the operator wrote).
+    Owner(UnboundedSender<ObjectRef<Guarded>>),
+    /// Every config (a RuntimeClass or DeviceClass).
+    Every(UnboundedSender<()>),
 }
 
-/// Maps any object to every config (RuntimeClass or DeviceClass changes affect them all).
-fn every_config<K>(
-    reader: Store<Guarded>,
-) -> impl Fn(K) -> Vec<ObjectRef<Guarded>> + Clone + Send + Sync + 'static {
-    move |_| {
-        reader
-            .state()
-            .iter()
-            .map(|config| ObjectRef::from_obj(config.as_ref()))
-            .collect()
-    }
+/// Where a watch's events go.
+struct Feed {
+    cache: CachePick,
+    trigger: Trigger,
+}
+
+/// Starts a watch of `resource` that keeps its cache current and triggers reconciles.
+fn watch_objects(ctx: &Arc<Context>, resource: ApiResource, config: watcher::Config, feed: Feed) {
+    (feed.cache)(&ctx.caches).watching(&resource);
+    let api = Api::<DynamicObject>::all_with(ctx.api.client().clone(), &resource);
+    let events = watcher::watcher(api, config).default_backoff();
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let cache = (feed.cache)(&ctx.caches);
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            let touched = match event {
+                Ok(watcher::Event::Init) => {
+                    cache.listing_started();
+                    None
+                }
+                Ok(watcher::Event::InitApply(object)) => {
+                    let labels = object.labels().clone();
+                    cache.listed(to_value(object));
+                    Some(labels)
+                }
+                Ok(watcher::Event::InitDone) => {
+                    cache.listing_done();
+                    // Cluster facts may have changed while the watch was down.
+                    matches!(feed.trigger, Trigger::Every(_)).then(Default::default)
+                }
+                Ok(watcher::Event::Apply(object)) => {
+                    let labels = object.labels().clone();
+                    cache.applied(to_value(object));
+                    Some(labels)
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    let labels = object.labels().clone();
+                    cache.deleted(&to_value(object));
+                    Some(labels)
+                }
+                Err(error) => {
+                    warn!(%error, resource = %resource.plural, "watch failed; retrying with backoff");
+                    None
+                }
+            };
+            let closed = match (&feed.trigger, touched) {
+                (Trigger::Owner(owner), Some(labels)) => names::config_of(&labels)
+                    .is_some_and(|config| owner.unbounded_send(ObjectRef::new(config)).is_err()),
+                (Trigger::Every(every), Some(_)) => every.unbounded_send(()).is_err(),
+                (_, None) => false,
+            };
+            if closed {
+                return;
+            }
+        }
+    });
+}
+
+fn to_value(object: DynamicObject) -> serde_json::Value {
+    serde_json::to_value(object).unwrap_or_default()
 }

@@ -446,8 +446,8 @@ fn the_original_charts_fallback_flags_pick_device_plugin_despite_the_runtime_cla
 
 #[test]
 fn large_clusters_are_listed_page_by_page_and_every_node_counts() {
-    // 1,234 GPU nodes: the operator reads Nodes in pages of 500 (each reconcile's LIST, and the Node
-    // watch's initial list), keeping only the fields it needs, and still sees every node.
+    // 1,234 GPU nodes: the Node watch's initial list reads them in pages of 500, keeping only the
+    // fields the operator needs, and reconciles, which select from what it keeps, see every node.
     let mut objects = vec![crd(), config("default", json!({}))];
     objects.extend((0..1234).map(|i| device_plugin_node(&format!("gpu-{i:04}"), 8)));
     let cluster = Cluster::start(Config::default().objects(objects), &[]);
@@ -459,6 +459,7 @@ fn large_clusters_are_listed_page_by_page_and_every_node_counts() {
         reason.contains("1234 of 1234 selected nodes advertise allocatable nvidia.com/gpu"),
         "every page was read: {reason}"
     );
+    let reconciles = cluster.reconciliations();
     let node_lists: Vec<String> = cluster
         .server
         .matching_requests(LogMark(0), &RequestMatch::resource("nodes"))
@@ -473,6 +474,12 @@ fn large_clusters_are_listed_page_by_page_and_every_node_counts() {
     assert!(
         node_lists.iter().any(|q| q.contains("continue=")),
         "later pages follow the continue token: {node_lists:?}"
+    );
+    assert!(reconciles >= 1);
+    assert_eq!(
+        node_lists.len(),
+        3,
+        "the watch's initial list is the only Node LIST; {reconciles} reconciles listed none: {node_lists:?}"
     );
     cluster.stop_operator();
 }

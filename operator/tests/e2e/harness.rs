@@ -265,6 +265,20 @@ impl Cluster {
         }
     }
 
+    /// Reconciles the operator has run (its `reconciliations_total` metric): what the tests count
+    /// instead of requests, since a reconcile with nothing to do reads most objects from caches.
+    /// Zero while a (re)started operator does not serve its metrics yet.
+    pub fn reconciliations(&self) -> u64 {
+        if std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).is_err() {
+            return 0;
+        }
+        self.metrics()
+            .lines()
+            .find_map(|line| line.strip_prefix("k8s_mcp_agent_operator_reconciliations_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the operator exposes k8s_mcp_agent_operator_reconciliations_total")
+    }
+
     /// `GET` on the operator's metrics endpoint; returns the body of a 200 answer.
     pub fn metrics(&self) -> String {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))

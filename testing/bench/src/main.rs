@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long, conflicts_with = "operator_only")]
     recorder_only: bool,
     /// Cluster sizes of the operator's steady-state runs, as NODESxCONFIGS (default: 10, 1,000 and
-    /// 5,000 nodes with 1 and 50 configs).
+    /// 5,000 nodes with 1 and 50 configs, and 20,000 nodes with 1).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     operator_sizes: Vec<(usize, usize)>,
     /// The operator's static musl build (what the image ships), measured at steady state beside the

@@ -31,10 +31,10 @@
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "patch", "delete"]
-# the agent's ClusterRole (get nodes, list pods) and its binding
+# the agent's ClusterRole (get nodes, list pods) and its binding; list+watch keep the operator's own (by label) in its cache
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterroles", "clusterrolebindings"]
-  verbs: ["get", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # the agent DaemonSet; watch its status for readiness
 - apiGroups: ["apps"]
   resources: ["daemonsets"]
