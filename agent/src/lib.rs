@@ -3,6 +3,7 @@
 /// One-shot commands and their tables, for a person at a terminal.
 pub mod cli;
 pub mod clock;
+pub mod entry;
 pub mod fleet;
 pub mod gpu;
 pub mod harness;

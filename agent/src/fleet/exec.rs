@@ -429,5 +429,4 @@ impl Future for Finished {
 }
 
 #[cfg(test)]
-#[path = "exec_tests.rs"]
 mod tests;
