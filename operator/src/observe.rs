@@ -76,11 +76,10 @@ pub async fn observe(
         .select(&spec.node_selector, &spec.gpu.resource_request.resource)
         .await?;
 
-    let namespace_object = api
-        .get(&resource_of::<Namespace>(), None, namespace)
-        .await?;
     let mut observed = Observed {
-        namespace: namespace_object,
+        namespace: api
+            .get(&resource_of::<Namespace>(), None, namespace)
+            .await?,
         cluster_role: cache::get(
             &caches.cluster_roles,
             api,
@@ -99,88 +98,116 @@ pub async fn observe(
         .await?,
         ..Observed::default()
     };
-
-    let mut dra_facts = None;
-    if let Some(version) = version {
-        let device_class_exists = cache::get(
-            &caches.device_classes,
-            api,
-            &version.device_classes(),
-            None,
-            &spec.gpu.resource_claim.device_class_name,
-        )
-        .await?
-        .is_some();
-        let template_name = &spec.gpu.resource_claim.template_name;
-        let mut user_template = None;
-        if observed.namespace.is_some() {
-            observed.claim_template = cache::get(
-                &caches.claim_templates,
-                api,
-                &version.resource_claim_templates(),
-                Some(namespace),
-                &object_name,
-            )
-            .await?;
-            if !template_name.is_empty() {
-                let found = api
-                    .get(
-                        &version.resource_claim_templates(),
-                        Some(namespace),
-                        template_name,
-                    )
-                    .await?;
-                user_template = Some(match found {
-                    Some(t) => UserTemplate::Found {
-                        admin_access: dra::template_requests_admin_access(&t),
-                    },
-                    None => UserTemplate::Missing,
-                });
-            }
-        } else if !template_name.is_empty() {
-            user_template = Some(UserTemplate::Missing);
+    let dra = match version {
+        Some(version) => {
+            Some(observe_dra(api, caches, spec, version, &object_name, &mut observed).await?)
         }
-        dra_facts = Some(DraFacts {
-            version,
-            device_class_exists,
-            user_template,
-        });
-    }
-
+        None => None,
+    };
     if observed.namespace.is_some() {
-        observed.service_accounts = api
-            .list(
-                &resource_of::<ServiceAccount>(),
-                Some(namespace),
-                Some(&names::instance_selector(config)),
-                None,
-            )
-            .await?;
-        observed.daemon_set = cache::get(
-            &caches.daemon_sets,
-            api,
-            &resource_of::<DaemonSet>(),
-            Some(namespace),
-            &object_name,
-        )
-        .await?;
-        observed.pods = api
-            .list_typed::<Pod>(Some(namespace), Some(&names::pod_selector(config)), None)
-            .await?;
-        observed.events = api
-            .list_typed::<Event>(Some(namespace), None, Some("type=Warning"))
-            .await?
-            .into_iter()
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .collect();
+        observe_namespace(api, caches, config, namespace, &object_name, &mut observed).await?;
     }
 
     let facts = ClusterFacts {
         runtime_class_handler,
-        dra: dra_facts,
+        dra,
         dra_unsupported_versions,
         nodes,
         admin_access: AdminAccess::Unknown,
     };
     Ok((facts, observed))
+}
+
+/// The DRA facts at the served `version`: the DeviceClass, the user's claim template (missing when
+/// the namespace is), and the operator's own template into `observed`.
+async fn observe_dra(
+    api: &KubeApi,
+    caches: &Caches,
+    spec: &GpuDiagnosticsConfigSpec,
+    version: DraVersion,
+    object_name: &str,
+    observed: &mut Observed,
+) -> Result<DraFacts> {
+    let namespace = spec.namespace.name.as_str();
+    let device_class_exists = cache::get(
+        &caches.device_classes,
+        api,
+        &version.device_classes(),
+        None,
+        &spec.gpu.resource_claim.device_class_name,
+    )
+    .await?
+    .is_some();
+    let template_name = &spec.gpu.resource_claim.template_name;
+    let mut user_template = None;
+    if observed.namespace.is_some() {
+        observed.claim_template = cache::get(
+            &caches.claim_templates,
+            api,
+            &version.resource_claim_templates(),
+            Some(namespace),
+            object_name,
+        )
+        .await?;
+        if !template_name.is_empty() {
+            let found = api
+                .get(
+                    &version.resource_claim_templates(),
+                    Some(namespace),
+                    template_name,
+                )
+                .await?;
+            user_template = Some(match found {
+                Some(t) => UserTemplate::Found {
+                    admin_access: dra::template_requests_admin_access(&t),
+                },
+                None => UserTemplate::Missing,
+            });
+        }
+    } else if !template_name.is_empty() {
+        user_template = Some(UserTemplate::Missing);
+    }
+    Ok(DraFacts {
+        version,
+        device_class_exists,
+        user_template,
+    })
+}
+
+/// The config's objects inside the agent namespace (which exists): ServiceAccounts, the DaemonSet,
+/// the agent pods and the namespace's Warning events.
+async fn observe_namespace(
+    api: &KubeApi,
+    caches: &Caches,
+    config: &str,
+    namespace: &str,
+    object_name: &str,
+    observed: &mut Observed,
+) -> Result<()> {
+    observed.service_accounts = api
+        .list(
+            &resource_of::<ServiceAccount>(),
+            Some(namespace),
+            Some(&names::instance_selector(config)),
+            None,
+        )
+        .await?;
+    observed.daemon_set = cache::get(
+        &caches.daemon_sets,
+        api,
+        &resource_of::<DaemonSet>(),
+        Some(namespace),
+        object_name,
+    )
+    .await?;
+    observed.pods = api
+        .list_typed::<Pod>(Some(namespace), Some(&names::pod_selector(config)), None)
+        .await?;
+    observed.events = api
+        .list_typed::<Event>(Some(namespace), None, Some("type=Warning"))
+        .await?
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .collect();
+    Ok(())
 }
