@@ -208,7 +208,7 @@ fn aggregates_match_the_samples_they_summarise() {
         .iter()
         .filter_map(|r| match r {
             Record::Sample { t, gpus, .. } if (minute..minute + 60_000).contains(t) => {
-                Some(gpus[0].gauges[&Gauge::TemperatureC])
+                gpus[0].gauges.get(Gauge::TemperatureC).copied()
             }
             _ => None,
         })
@@ -217,7 +217,10 @@ fn aggregates_match_the_samples_they_summarise() {
     let g0 = &agg.gpus[0];
     let mean = temps.iter().sum::<f64>() / temps.len() as f64;
     assert_eq!(agg.n, 6);
-    assert_eq!(g0.gauges[&Gauge::TemperatureC], [33.0, 70.0, mean, 70.0]);
+    assert_eq!(
+        g0.gauges.get(Gauge::TemperatureC),
+        Some(&[33.0, 70.0, mean, 70.0])
+    );
     // The timeline's bucket over that minute says the same.
     let r = read_timeline(
         Some(dir.path()),

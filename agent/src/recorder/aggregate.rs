@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::sample::{CounterId, Gauge, GpuSample, GpuState, XidSample};
+use super::sample::{CounterMap, GaugeMap, GpuSample, GpuState, XidSample};
 
 /// One minute of one node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,14 +40,14 @@ pub struct GpuMinute {
     /// Samples that found the GPU lost.
     #[serde(rename = "lost", default, skip_serializing_if = "is_zero")]
     pub lost_samples: u32,
-    #[serde(rename = "g", default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub gauges: BTreeMap<Gauge, Summary>,
+    #[serde(rename = "g", default, skip_serializing_if = "GaugeMap::is_empty")]
+    pub gauges: GaugeMap<Summary>,
     /// Counter values at the minute's last sample.
-    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub counters: BTreeMap<CounterId, u64>,
+    #[serde(rename = "c", default, skip_serializing_if = "CounterMap::is_empty")]
+    pub counters: CounterMap,
     /// Counter increments within the minute (a reset counts its new value); zero deltas left out.
-    #[serde(rename = "d", default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub deltas: BTreeMap<CounterId, u64>,
+    #[serde(rename = "d", default, skip_serializing_if = "CounterMap::is_empty")]
+    pub deltas: CounterMap,
     /// Each state value folded as its table says ([`GpuState`]): the union of the throttle reasons,
     /// the last link and threshold, whether any sample saw a remap pending.
     #[serde(flatten)]
@@ -89,10 +89,10 @@ pub struct Aggregator {
     minute: Option<i64>,
     n: u32,
     skipped: u32,
-    gpus: BTreeMap<u32, (GpuMinute, BTreeMap<Gauge, GaugeAcc>)>,
+    gpus: BTreeMap<u32, (GpuMinute, GaugeMap<GaugeAcc>)>,
     xids: Vec<XidSample>,
     /// Counter values of the previous sample per GPU, for deltas across minute boundaries.
-    previous: BTreeMap<u32, BTreeMap<CounterId, u64>>,
+    previous: BTreeMap<u32, CounterMap>,
 }
 
 impl Aggregator {
@@ -116,21 +116,21 @@ impl Aggregator {
                 m.lost_samples += 1;
                 continue;
             }
-            for (g, v) in &s.gauges {
-                accs.entry(*g).or_default().push(*v);
+            for (g, v) in s.gauges.iter() {
+                accs.entry(g).push(*v);
             }
             let prev = self.previous.entry(s.index).or_default();
-            for (c, v) in &s.counters {
+            for (c, v) in s.counters.iter() {
                 let delta = match prev.get(c) {
                     Some(p) if v >= p => v - p,
                     Some(_) => *v,
                     None => 0,
                 };
                 if delta > 0 {
-                    *m.deltas.entry(*c).or_default() += delta;
+                    *m.deltas.entry(c) += delta;
                 }
-                m.counters.insert(*c, *v);
-                prev.insert(*c, *v);
+                m.counters.insert(c, *v);
+                prev.insert(c, *v);
             }
             m.state.fold(&s.state);
             if s.state.reasons.is_some_and(|r| r & ALERT_REASONS != 0) {
@@ -171,7 +171,7 @@ impl Aggregator {
             .into_values()
             .map(|(mut m, accs)| {
                 m.gauges = accs
-                    .into_iter()
+                    .iter()
                     .filter(|(_, a)| a.n > 0)
                     .map(|(g, a)| (g, [a.min, a.max, a.sum / f64::from(a.n), a.last]))
                     .collect();

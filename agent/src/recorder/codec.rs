@@ -3,10 +3,10 @@
 //! day of 8 GPUs reads in about a ninth of the time its JSON took. Headers and skipped
 //! ticks stay JSON; the metric order comes from the tables in [`super::sample`].
 
-use std::collections::BTreeMap;
-
 use super::aggregate::{GpuMinute, MinuteAggregate};
-use super::sample::{CounterId, Gauge, GpuSample, GpuState, StateValue, XidSample};
+use super::sample::{
+    CounterId, CounterMap, Gauge, GaugeMap, GpuSample, GpuState, StateValue, XidSample,
+};
 
 /// First payload byte of a raw sample record.
 pub const KIND_SAMPLE: u8 = 0x01;
@@ -233,18 +233,16 @@ fn read_identity(r: &mut Reader) -> Result<(u32, Option<String>), Malformed> {
     Ok((index, uuid))
 }
 
-fn write_counters(w: &mut Writer, counters: &BTreeMap<CounterId, u64>) {
-    w.mask(CounterId::ALL.iter().map(|c| counters.contains_key(c)));
-    for c in CounterId::ALL {
-        if let Some(v) = counters.get(&c) {
-            w.uint(*v);
-        }
+fn write_counters(w: &mut Writer, counters: &CounterMap) {
+    w.mask(CounterId::ALL.iter().map(|c| counters.contains_key(*c)));
+    for (_, v) in counters.iter() {
+        w.uint(*v);
     }
 }
 
-fn read_counters(r: &mut Reader) -> Result<BTreeMap<CounterId, u64>, Malformed> {
+fn read_counters(r: &mut Reader) -> Result<CounterMap, Malformed> {
     let mask = r.mask(CounterId::ALL.len())?;
-    let mut out = BTreeMap::new();
+    let mut out = CounterMap::default();
     for (i, c) in CounterId::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {
             out.insert(c, r.uint()?);
@@ -281,11 +279,9 @@ fn write_gpu_sample(w: &mut Writer, s: &GpuSample) {
         }
         None => w.uint(0),
     }
-    w.mask(Gauge::ALL.iter().map(|g| s.gauges.contains_key(g)));
-    for g in Gauge::ALL {
-        if let Some(v) = s.gauges.get(&g) {
-            w.float(*v);
-        }
+    w.mask(Gauge::ALL.iter().map(|g| s.gauges.contains_key(*g)));
+    for (_, v) in s.gauges.iter() {
+        w.float(*v);
     }
     write_counters(w, &s.counters);
     s.state.write(w);
@@ -305,7 +301,7 @@ fn read_gpu_sample(r: &mut Reader) -> Result<GpuSample, Malformed> {
         _ => Some(r.text()?),
     };
     let mask = r.mask(Gauge::ALL.len())?;
-    let mut gauges = BTreeMap::new();
+    let mut gauges = GaugeMap::default();
     for (i, g) in Gauge::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {
             gauges.insert(g, r.float()?);
@@ -339,12 +335,10 @@ fn read_gpu_sample(r: &mut Reader) -> Result<GpuSample, Malformed> {
 fn write_gpu_minute(w: &mut Writer, m: &GpuMinute) {
     write_identity(w, m.index, &m.uuid);
     w.uint(u64::from(m.lost_samples));
-    w.mask(Gauge::ALL.iter().map(|g| m.gauges.contains_key(g)));
-    for g in Gauge::ALL {
-        if let Some(s) = m.gauges.get(&g) {
-            for v in s {
-                w.float(*v);
-            }
+    w.mask(Gauge::ALL.iter().map(|g| m.gauges.contains_key(*g)));
+    for (_, s) in m.gauges.iter() {
+        for v in s {
+            w.float(*v);
         }
     }
     write_counters(w, &m.counters);
@@ -357,7 +351,7 @@ fn read_gpu_minute(r: &mut Reader) -> Result<GpuMinute, Malformed> {
     let (index, uuid) = read_identity(r)?;
     let lost_samples = r.u32()?;
     let mask = r.mask(Gauge::ALL.len())?;
-    let mut gauges = BTreeMap::new();
+    let mut gauges = GaugeMap::default();
     for (i, g) in Gauge::ALL.into_iter().enumerate() {
         if mask & (1 << i) != 0 {
             gauges.insert(g, [r.float()?, r.float()?, r.float()?, r.float()?]);
@@ -391,11 +385,22 @@ pub fn encode_sample(t: i64, gpus: &[GpuSample], xids: &[XidSample]) -> Vec<u8> 
 /// A raw sample's fields from its payload (after the kind byte).
 pub fn decode_sample(r: &mut Reader) -> Result<(i64, Vec<GpuSample>, Vec<XidSample>), Malformed> {
     let t = r.int()?;
-    let n = r.count()?;
-    let gpus = (0..n)
-        .map(|_| read_gpu_sample(r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let gpus = read_list(r, read_gpu_sample)?;
     Ok((t, gpus, read_xids(r)?))
+}
+
+/// A count, then that many items, collected into a vector sized up front (a record's GPU list
+/// would otherwise be moved as it grows; the hint is capped so a corrupt count cannot reserve much).
+fn read_list<T>(
+    r: &mut Reader,
+    item: fn(&mut Reader) -> Result<T, Malformed>,
+) -> Result<Vec<T>, Malformed> {
+    let n = r.count()?;
+    let mut out = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        out.push(item(r)?);
+    }
+    Ok(out)
 }
 
 /// A minute aggregate's payload.
@@ -418,10 +423,7 @@ pub fn decode_minute(r: &mut Reader) -> Result<MinuteAggregate, Malformed> {
     let t = r.int()?;
     let n = r.u32()?;
     let skipped = r.u32()?;
-    let count = r.count()?;
-    let gpus = (0..count)
-        .map(|_| read_gpu_minute(r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let gpus = read_list(r, read_gpu_minute)?;
     Ok(MinuteAggregate {
         t,
         n,
@@ -523,6 +525,31 @@ mod tests {
         let decoded = store::decode(&bytes);
         assert_eq!(decoded.problem, None);
         assert_eq!(decoded.records, records());
+    }
+
+    #[test]
+    fn every_metric_has_its_own_slot_in_output_order() {
+        use crate::recorder::metric_map::MetricKey;
+        for (i, g) in Gauge::ALL.iter().enumerate() {
+            assert_eq!(g.slot(), i, "{g:?}");
+        }
+        for (i, c) in CounterId::ALL.iter().enumerate() {
+            assert_eq!(c.slot(), i, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn metric_maps_keep_the_json_shape_format_1_wrote() {
+        let sample = gpu(3);
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(json["g"], serde_json::json!({"t": 71.5, "mu": 8.0e10}));
+        assert_eq!(
+            serde_json::from_value::<GpuSample>(json).unwrap(),
+            sample,
+            "a format-1 record reads back as written"
+        );
+        let unknown = serde_json::json!({"i": 0, "g": {"zz": 1.0}});
+        assert!(serde_json::from_value::<GpuSample>(unknown).is_err());
     }
 
     #[test]

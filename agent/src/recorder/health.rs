@@ -131,7 +131,7 @@ fn sbe_rate(read: &HistoryRead, now_ms: i64) -> Vec<(u32, Finding)> {
         }
         for g in &m.gpus {
             *deltas.entry(g.index).or_default() +=
-                g.deltas.get(&CounterId::EccCorrected).copied().unwrap_or(0);
+                g.deltas.get(CounterId::EccCorrected).copied().unwrap_or(0);
         }
     }
     let mut previous: BTreeMap<u32, u64> = BTreeMap::new();
@@ -140,7 +140,7 @@ fn sbe_rate(read: &HistoryRead, now_ms: i64) -> Vec<(u32, Finding)> {
             continue;
         };
         for s in gpus {
-            let Some(&v) = s.counters.get(&CounterId::EccCorrected) else {
+            let Some(&v) = s.counters.get(CounterId::EccCorrected) else {
                 continue;
             };
             if let Some(p) = previous.insert(s.index, v) {

@@ -11,6 +11,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod codec;
 pub mod health;
+pub mod metric_map;
 pub mod sample;
 pub mod store;
 pub mod timeline;

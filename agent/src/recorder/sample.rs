@@ -3,11 +3,16 @@
 //! key, its unit and how it is read from a [`DeviceSnapshot`] — and the aggregates, the timeline and
 //! the health rules follow from these tables.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+use super::metric_map::{MetricKey, MetricMap};
 use crate::gpu::{DeviceSnapshot, NodeSnapshot};
+
+/// Per-gauge values (one slot per [`Gauge`]).
+pub type GaugeMap<T> = MetricMap<Gauge, T, { Gauge::ALL.len() }>;
+
+/// Counter values (one slot per [`CounterId`]).
+pub type CounterMap = MetricMap<CounterId, u64, { CounterId::ALL.len() }>;
 
 /// A value that moves up and down; summarised as min/max/mean/last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,6 +76,13 @@ impl Gauge {
                 .map(|u| f64::from(u.memory_percent)),
             Gauge::MemoryUsedBytes => d.memory.as_ref().ok().map(|m| m.used_bytes as f64),
         }
+    }
+}
+
+impl MetricKey for Gauge {
+    const ALL: &'static [Gauge] = &Gauge::ALL;
+    fn slot(self) -> usize {
+        self as usize
     }
 }
 
@@ -185,6 +197,13 @@ impl CounterId {
             CounterId::ThermalViolationNs => d.violation_thermal_ns.as_ref().ok().copied(),
             CounterId::PowerViolationNs => d.violation_power_ns.as_ref().ok().copied(),
         }
+    }
+}
+
+impl MetricKey for CounterId {
+    const ALL: &'static [CounterId] = &CounterId::ALL;
+    fn slot(self) -> usize {
+        self as usize
     }
 }
 
@@ -311,10 +330,10 @@ pub struct GpuSample {
     /// Set when the GPU is lost (NVML `GPU_IS_LOST` / `RESET_REQUIRED`): the NVML error's C name.
     #[serde(rename = "lost", default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
-    #[serde(rename = "g", default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub gauges: BTreeMap<Gauge, f64>,
-    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub counters: BTreeMap<CounterId, u64>,
+    #[serde(rename = "g", default, skip_serializing_if = "GaugeMap::is_empty")]
+    pub gauges: GaugeMap<f64>,
+    #[serde(rename = "c", default, skip_serializing_if = "CounterMap::is_empty")]
+    pub counters: CounterMap,
     /// Throttle reasons, PCIe link, slowdown threshold, inactive NVLinks, pending remap.
     #[serde(flatten)]
     pub state: GpuState,
@@ -403,7 +422,7 @@ pub fn baseline_device(s: &GpuSample) -> DeviceSnapshot {
     if s.lost.is_some() {
         return d;
     }
-    let counter = |c: CounterId| s.counters.get(&c).copied().ok_or_else(|| not_kept.clone());
+    let counter = |c: CounterId| s.counters.get(c).copied().ok_or_else(|| not_kept.clone());
     d.uuid = s.uuid.clone().ok_or_else(|| not_kept.clone());
     d.pcie_replay_counter = counter(CounterId::PcieReplays);
     d.violation_thermal_ns = counter(CounterId::ThermalViolationNs);

@@ -296,55 +296,10 @@ fn decode_payload(payload: &[u8]) -> Result<Option<Record>, String> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib and `crc32` compute it), eight bytes at a time ("slicing-by-8").
+/// CRC-32 (IEEE 802.3, as zlib and `crc32` compute it); `crc32fast` uses the CPU's carry-less
+/// multiply where it has one, which took the check of a day's history from most of the read to ~1%.
 pub fn crc32(data: &[u8]) -> u32 {
-    const TABLES: [[u32; 256]; 8] = {
-        let mut t = [[0u32; 256]; 8];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[0][i] = c;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 256 {
-            let mut k = 1;
-            while k < 8 {
-                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xff) as usize];
-                k += 1;
-            }
-            i += 1;
-        }
-        t
-    };
-    let t = &TABLES;
-    let mut crc = !0u32;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-        crc = t[7][(lo & 0xff) as usize]
-            ^ t[6][((lo >> 8) & 0xff) as usize]
-            ^ t[5][((lo >> 16) & 0xff) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][(hi & 0xff) as usize]
-            ^ t[2][((hi >> 8) & 0xff) as usize]
-            ^ t[1][((hi >> 16) & 0xff) as usize]
-            ^ t[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        crc = t[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 /// An open segment being appended to.

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::aggregate::{MinuteAggregate, Summary};
-use super::sample::{CounterId, Gauge, GpuState, XidSample};
+use super::sample::{CounterId, CounterMap, Gauge, GaugeMap, GpuState, XidSample};
 use super::store::{HistoryRead, Record};
 use crate::gpu::ClockEventReason;
 use crate::xid::time::format_rfc3339;
@@ -154,17 +154,38 @@ const BUCKET_COUNTS: [i64; 4] = [12, 6, 3, 1];
 
 /// The report for `query` from what was read (pure).
 pub fn build(read: &HistoryRead, query: &TimelineQuery) -> TimelineReport {
-    let obs = observations(read);
-    let mut report = build_with(read, &obs, query, BUCKET_COUNTS[0]);
+    let events = events_per_gpu(read, query);
+    let mut report = build_with(read, &events, query, BUCKET_COUNTS[0]);
     for n in BUCKET_COUNTS.into_iter().skip(1) {
         if size(&report) <= query.max_bytes {
             break;
         }
-        report = build_with(read, &obs, query, n);
+        report = build_with(read, &events, query, n);
         report.truncated = true;
     }
     trim_events(&mut report, query);
     report
+}
+
+/// A selected GPU's events in the window, with its newest UUID (the same at every bucket size).
+struct GpuEvents<'a> {
+    index: u32,
+    uuid: Option<&'a str>,
+    events: Vec<TimelineEvent>,
+}
+
+fn events_per_gpu<'a>(read: &'a HistoryRead, q: &TimelineQuery) -> Vec<GpuEvents<'a>> {
+    observations(read)
+        .into_iter()
+        .filter_map(|(index, list)| {
+            let uuid = list.iter().rev().find_map(|o| o.uuid);
+            selected(&q.gpu, index, uuid).then(|| GpuEvents {
+                index,
+                uuid,
+                events: gpu_events(index, &list, q.from_ms, q.to_ms),
+            })
+        })
+        .collect()
 }
 
 fn size(r: &TimelineReport) -> usize {
@@ -179,7 +200,7 @@ struct Obs<'a> {
     lost: bool,
     uuid: Option<&'a str>,
     temperature: Option<f64>,
-    counters: &'a BTreeMap<CounterId, u64>,
+    counters: &'a CounterMap,
     state: &'a GpuState,
 }
 
@@ -194,7 +215,7 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs<'_>>> {
                 approximate: true,
                 lost: g.lost_samples > 0 && g.gauges.is_empty(),
                 uuid: g.uuid.as_deref(),
-                temperature: g.gauges.get(&Gauge::TemperatureC).map(|s| s[1]),
+                temperature: g.gauges.get(Gauge::TemperatureC).map(|s| s[1]),
                 counters: &g.counters,
                 state: &g.state,
             });
@@ -208,7 +229,7 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs<'_>>> {
                     approximate: false,
                     lost: s.lost.is_some(),
                     uuid: s.uuid.as_deref(),
-                    temperature: s.gauges.get(&Gauge::TemperatureC).copied(),
+                    temperature: s.gauges.get(Gauge::TemperatureC).copied(),
                     counters: &s.counters,
                     state: &s.state,
                 });
@@ -356,7 +377,7 @@ fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
         &CounterId::ALL[..]
     };
     for &c in counters {
-        let (Some(&a), Some(&b)) = (prev.counters.get(&c), cur.counters.get(&c)) else {
+        let (Some(&a), Some(&b)) = (prev.counters.get(c), cur.counters.get(c)) else {
             continue;
         };
         if b > a && c.increments_are_events() {
@@ -596,62 +617,78 @@ fn selected(sel: &Option<GpuSelector>, index: u32, uuid: Option<&str>) -> bool {
     }
 }
 
-fn build_with(
-    read: &HistoryRead,
-    obs: &BTreeMap<u32, Vec<Obs>>,
-    q: &TimelineQuery,
-    buckets: i64,
-) -> TimelineReport {
-    let span = (q.to_ms - q.from_ms).max(1);
-    let bucket_ms = ((span + buckets - 1) / buckets).max(1);
-    let bucket_of = |t: i64| -> Option<usize> {
-        (q.from_ms..=q.to_ms)
-            .contains(&t)
-            .then(|| (((t - q.from_ms) / bucket_ms).min(buckets - 1)) as usize)
-    };
-    let mut gpus: BTreeMap<u32, (GpuTimeline, BTreeMap<Gauge, Vec<Acc>>)> = BTreeMap::new();
-    let first_raw = first_raw_sample(read);
-    let mut fold = |index: u32,
-                    uuid: &Option<String>,
-                    t: i64,
-                    n: f64,
-                    gauges: &mut dyn Iterator<Item = (Gauge, Summary)>| {
-        let Some(b) = bucket_of(t) else { return };
-        if !selected(&q.gpu, index, uuid.as_deref()) {
+/// Gauge summaries per GPU per bucket, folded from minutes and samples.
+struct Buckets<'q> {
+    q: &'q TimelineQuery,
+    count: i64,
+    bucket_ms: i64,
+    gpus: BTreeMap<u32, (GpuTimeline, GaugeMap<Vec<Acc>>)>,
+}
+
+impl Buckets<'_> {
+    fn gpu(&mut self, index: u32) -> &mut (GpuTimeline, GaugeMap<Vec<Acc>>) {
+        self.gpus.entry(index).or_insert_with(|| {
+            let g = GpuTimeline {
+                index,
+                uuid: None,
+                samples: 0,
+                metrics: Vec::new(),
+                events: Vec::new(),
+            };
+            (g, GaugeMap::default())
+        })
+    }
+
+    fn fold(
+        &mut self,
+        (index, uuid): (u32, &Option<String>),
+        t: i64,
+        n: f64,
+        gauges: impl Iterator<Item = (Gauge, Summary)>,
+    ) {
+        let q = self.q;
+        if !(q.from_ms..=q.to_ms).contains(&t) || !selected(&q.gpu, index, uuid.as_deref()) {
             return;
         }
-        let (g, accs) = gpus.entry(index).or_insert_with(|| {
-            (
-                GpuTimeline {
-                    index,
-                    uuid: None,
-                    samples: 0,
-                    metrics: Vec::new(),
-                    events: Vec::new(),
-                },
-                BTreeMap::new(),
-            )
-        });
+        let (count, b) = (
+            self.count,
+            ((t - q.from_ms) / self.bucket_ms).min(self.count - 1),
+        );
+        let (g, accs) = self.gpu(index);
         if uuid.is_some() && g.uuid != *uuid {
             g.uuid.clone_from(uuid);
         }
         g.samples += n as u64;
         for (gauge, s) in gauges {
-            accs.entry(gauge)
-                .or_insert_with(|| vec![Acc::default(); buckets as usize])[b]
-                .push(s, n, t);
+            let acc = accs.entry(gauge);
+            if acc.is_empty() {
+                acc.resize(count as usize, Acc::default());
+            }
+            acc[b as usize].push(s, n, t);
         }
+    }
+}
+
+fn build_with(
+    read: &HistoryRead,
+    events: &[GpuEvents],
+    q: &TimelineQuery,
+    buckets: i64,
+) -> TimelineReport {
+    let span = (q.to_ms - q.from_ms).max(1);
+    let bucket_ms = ((span + buckets - 1) / buckets).max(1);
+    let mut folded = Buckets {
+        q,
+        count: buckets,
+        bucket_ms,
+        gpus: BTreeMap::new(),
     };
+    let first_raw = first_raw_sample(read);
     for m in minutes_before(read, first_raw) {
         for g in &m.gpus {
             let n = f64::from(m.n.saturating_sub(g.lost_samples).max(1));
-            fold(
-                g.index,
-                &g.uuid,
-                m.t,
-                n,
-                &mut g.gauges.iter().map(|(k, v)| (*k, *v)),
-            );
+            let gauges = g.gauges.iter().map(|(k, v)| (k, *v));
+            folded.fold((g.index, &g.uuid), m.t, n, gauges);
         }
     }
     for r in &read.raw {
@@ -660,35 +697,23 @@ fn build_with(
         } = r
         {
             for s in samples {
-                let mut gauges = s.gauges.iter().map(|(k, v)| (*k, [*v, *v, *v, *v]));
-                fold(s.index, &s.uuid, *t, 1.0, &mut gauges);
+                let gauges = s.gauges.iter().map(|(k, v)| (k, [*v, *v, *v, *v]));
+                folded.fold((s.index, &s.uuid), *t, 1.0, gauges);
             }
         }
     }
     // GPUs seen only through events (lost the whole window) still get an entry.
-    for (index, list) in obs {
-        let uuid = list.iter().rev().find_map(|o| o.uuid);
-        if !selected(&q.gpu, *index, uuid) {
+    for e in events {
+        if e.events.is_empty() && !folded.gpus.contains_key(&e.index) {
             continue;
         }
-        let events = gpu_events(*index, list, q.from_ms, q.to_ms);
-        if events.is_empty() && !gpus.contains_key(index) {
-            continue;
+        let (g, _) = folded.gpu(e.index);
+        if g.uuid.is_none() {
+            g.uuid = e.uuid.map(str::to_owned);
         }
-        let (g, _) = gpus.entry(*index).or_insert_with(|| {
-            (
-                GpuTimeline {
-                    index: *index,
-                    uuid: uuid.map(str::to_owned),
-                    samples: 0,
-                    metrics: Vec::new(),
-                    events: Vec::new(),
-                },
-                BTreeMap::new(),
-            )
-        });
-        g.events = events;
+        g.events.clone_from(&e.events);
     }
+    let mut gpus = folded.gpus;
     let mut node_events = node_events(read, q.from_ms, q.to_ms);
     let mut seen_xids = std::collections::BTreeSet::new();
     let xids = minutes_before(read, first_raw)
@@ -718,7 +743,7 @@ fn build_with(
         g.metrics = Gauge::ALL
             .iter()
             .filter_map(|gauge| {
-                accs.get(gauge).map(|a| MetricSeries {
+                accs.get(*gauge).map(|a| MetricSeries {
                     name: gauge.name().into(),
                     buckets: a.iter().map(Acc::summary).collect(),
                 })

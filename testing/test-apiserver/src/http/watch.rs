@@ -235,7 +235,10 @@ async fn stream(
         bookmark_interval,
     );
     loop {
+        // Biased, close first: a change made after a test closed the watch must not slip out on it.
         tokio::select! {
+            biased;
+            _ = close.notified() => return,
             received = receiver.recv() => match received {
                 Ok(change) => {
                     last_seen = change.resource_version;
@@ -253,7 +256,6 @@ async fn stream(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = &mut deadline => return,
-            _ = close.notified() => return,
             _ = ticks.tick(), if bookmarks => {
                 if !send(&mut sender, "BOOKMARK", bookmark(&target, last_seen, false)).await {
                     return;
