@@ -3,6 +3,7 @@
 //! lost. The metric lists live in `sample.rs`; this file only iterates them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +37,7 @@ pub struct GpuMinute {
     #[serde(rename = "i")]
     pub index: u32,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
+    pub uuid: Option<Arc<str>>,
     /// Samples that found the GPU lost.
     #[serde(rename = "lost", default, skip_serializing_if = "is_zero")]
     pub lost_samples: u32,

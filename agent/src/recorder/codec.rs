@@ -3,6 +3,8 @@
 //! day of 8 GPUs reads in about a ninth of the time its JSON took. Headers and skipped
 //! ticks stay JSON; the metric order comes from the tables in [`super::sample`].
 
+use std::sync::Arc;
+
 use super::aggregate::{GpuMinute, MinuteAggregate};
 use super::sample::{
     CounterId, CounterMap, Gauge, GaugeMap, GpuSample, GpuState, StateValue, XidSample,
@@ -68,16 +70,54 @@ impl Writer {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
 
+/// Strings that repeat in every record (GPU UUIDs), shared instead of allocated per record.
+#[derive(Debug, Default)]
+pub struct Names(Vec<Arc<str>>);
+
+/// Distinct names kept; a node has at most a few tens of GPUs, so more means nothing repeats.
+const NAMES_KEPT: usize = 64;
+
+impl Names {
+    fn intern(&mut self, bytes: &[u8]) -> Result<Arc<str>, Malformed> {
+        if let Some(n) = self.0.iter().find(|n| n.as_bytes() == bytes) {
+            return Ok(n.clone());
+        }
+        let name: Arc<str> = std::str::from_utf8(bytes)
+            .map_err(|_| Malformed("text is not UTF-8"))?
+            .into();
+        if self.0.len() == NAMES_KEPT {
+            self.0.clear();
+        }
+        self.0.push(name.clone());
+        Ok(name)
+    }
+}
+
 /// Reads the fields of a record, refusing (never panicking on) short or impossible input.
 pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    names: Names,
 }
 
 impl<'a> Reader<'a> {
     /// Reads `bytes` from the start.
     pub fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, at: 0 }
+        Reader::with_names(bytes, Names::default())
+    }
+
+    /// Reads `bytes`, sharing the names earlier records of the same read held.
+    pub fn with_names(bytes: &'a [u8], names: Names) -> Reader<'a> {
+        Reader {
+            bytes,
+            at: 0,
+            names,
+        }
+    }
+
+    /// The names, for the next record's reader.
+    pub fn into_names(self) -> Names {
+        self.names
     }
 
     fn byte(&mut self) -> Result<u8, Malformed> {
@@ -154,6 +194,13 @@ impl<'a> Reader<'a> {
         String::from_utf8(self.raw(n)?.to_vec()).map_err(|_| Malformed("text is not UTF-8"))
     }
 
+    /// A length-prefixed UTF-8 string that repeats across records (see [`Names`]).
+    pub fn name(&mut self) -> Result<Arc<str>, Malformed> {
+        let n = self.count()?;
+        let bytes = self.raw(n)?;
+        self.names.intern(bytes)
+    }
+
     /// A presence mask over a table of `items` entries; a bit beyond them is a value this agent does
     /// not know (a newer writer's), whose size it cannot skip.
     pub fn mask(&mut self, items: usize) -> Result<u64, Malformed> {
@@ -213,7 +260,7 @@ impl StateCodec for Vec<u32> {
     }
 }
 
-fn write_identity(w: &mut Writer, index: u32, uuid: &Option<String>) {
+fn write_identity(w: &mut Writer, index: u32, uuid: Option<&str>) {
     w.uint(u64::from(index));
     match uuid {
         Some(u) => {
@@ -224,11 +271,11 @@ fn write_identity(w: &mut Writer, index: u32, uuid: &Option<String>) {
     }
 }
 
-fn read_identity(r: &mut Reader) -> Result<(u32, Option<String>), Malformed> {
+fn read_identity(r: &mut Reader) -> Result<(u32, Option<Arc<str>>), Malformed> {
     let index = r.u32()?;
     let uuid = match r.uint()? {
         0 => None,
-        _ => Some(r.text()?),
+        _ => Some(r.name()?),
     };
     Ok((index, uuid))
 }
@@ -271,7 +318,7 @@ fn read_xids(r: &mut Reader) -> Result<Vec<XidSample>, Malformed> {
 }
 
 fn write_gpu_sample(w: &mut Writer, s: &GpuSample) {
-    write_identity(w, s.index, &s.uuid);
+    write_identity(w, s.index, s.uuid.as_deref());
     match &s.lost {
         Some(l) => {
             w.uint(1);
@@ -333,7 +380,7 @@ fn read_gpu_sample(r: &mut Reader) -> Result<GpuSample, Malformed> {
 }
 
 fn write_gpu_minute(w: &mut Writer, m: &GpuMinute) {
-    write_identity(w, m.index, &m.uuid);
+    write_identity(w, m.index, m.uuid.as_deref());
     w.uint(u64::from(m.lost_samples));
     w.mask(Gauge::ALL.iter().map(|g| m.gauges.contains_key(*g)));
     for (_, s) in m.gauges.iter() {
@@ -441,7 +488,7 @@ mod tests {
     fn gpu(index: u32) -> GpuSample {
         GpuSample {
             index,
-            uuid: Some(format!("GPU-{index}")),
+            uuid: Some(format!("GPU-{index}").into()),
             lost: None,
             gauges: [
                 (Gauge::TemperatureC, 71.5),

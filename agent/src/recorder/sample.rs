@@ -3,6 +3,8 @@
 //! key, its unit and how it is read from a [`DeviceSnapshot`] — and the aggregates, the timeline and
 //! the health rules follow from these tables.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::metric_map::{MetricKey, MetricMap};
@@ -325,8 +327,9 @@ pub struct GpuSample {
     /// NVML index.
     #[serde(rename = "i")]
     pub index: u32,
+    /// Shared between the records of one read (a day holds thousands of copies of each).
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
+    pub uuid: Option<Arc<str>>,
     /// Set when the GPU is lost (NVML `GPU_IS_LOST` / `RESET_REQUIRED`): the NVML error's C name.
     #[serde(rename = "lost", default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
@@ -369,7 +372,7 @@ pub fn gpu_sample(d: &DeviceSnapshot) -> GpuSample {
         .map(|e| e.code.c_name().to_string());
     let mut s = GpuSample {
         index: d.index,
-        uuid: d.uuid.as_ref().ok().cloned(),
+        uuid: d.uuid.as_deref().ok().map(Arc::from),
         lost,
         state: GpuState {
             reasons: d.clock_event_reasons.as_ref().ok().copied(),
@@ -423,7 +426,11 @@ pub fn baseline_device(s: &GpuSample) -> DeviceSnapshot {
         return d;
     }
     let counter = |c: CounterId| s.counters.get(c).copied().ok_or_else(|| not_kept.clone());
-    d.uuid = s.uuid.clone().ok_or_else(|| not_kept.clone());
+    d.uuid = s
+        .uuid
+        .as_deref()
+        .map(str::to_owned)
+        .ok_or_else(|| not_kept.clone());
     d.pcie_replay_counter = counter(CounterId::PcieReplays);
     d.violation_thermal_ns = counter(CounterId::ThermalViolationNs);
     d.violation_power_ns = counter(CounterId::PowerViolationNs);

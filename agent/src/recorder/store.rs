@@ -9,7 +9,7 @@
 //! segments (every record JSON) are still read.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 pub const MAX_RECORD_BYTES: u32 = 4 * 1024 * 1024;
 /// Bytes before each record's payload: length (u32 LE) and CRC-32 (u32 LE) of the payload.
 const RECORD_HEADER: usize = 8;
+
+/// Bytes read from a segment at a time (below the allocator's mmap threshold, so the buffer is
+/// reused heap, not fresh pages per file).
+const READ_BUFFER: usize = 64 * 1024;
 
 /// The two resolutions the history keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,26 +220,43 @@ pub enum DecodeProblem {
 
 /// Decodes a segment's bytes (pure).
 pub fn decode(bytes: &[u8]) -> Decoded {
+    decode_from(bytes)
+}
+
+/// Decodes a segment as it is read, one record at a time: a day of history is never held as bytes,
+/// so a read touches a small buffer instead of fresh pages the size of each file.
+pub fn decode_from(mut input: impl BufRead) -> Decoded {
     let mut out = Decoded::default();
-    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+    let mut magic = [0u8; MAGIC.len()];
+    let got = match fill(&mut input, &mut magic) {
+        Ok(n) => n,
+        Err(e) => return read_failed(out, 0, &e),
+    };
+    if got < MAGIC.len() && MAGIC.starts_with(&magic[..got]) {
         // A segment just created: its first bytes are not written yet.
         out.problem = Some(DecodeProblem::TornTail { offset: 0 });
         return out;
     }
-    let magic = bytes.get(..MAGIC.len());
-    if magic != Some(MAGIC) && magic != Some(MAGIC_V1) {
+    if magic != *MAGIC && magic != *MAGIC_V1 {
         out.problem = Some(DecodeProblem::Foreign);
         return out;
     }
     let mut at = MAGIC.len();
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        if rest.len() < RECORD_HEADER {
-            out.problem = Some(DecodeProblem::TornTail { offset: at });
-            break;
+    let mut payload = Vec::new();
+    let mut names = codec::Names::default();
+    loop {
+        let mut header = [0u8; RECORD_HEADER];
+        match fill(&mut input, &mut header) {
+            Ok(0) => break,
+            Ok(n) if n < RECORD_HEADER => {
+                out.problem = Some(DecodeProblem::TornTail { offset: at });
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => return read_failed(out, at, &e),
         }
-        let len = u32::from_le_bytes(rest[0..4].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
+        let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(header[4..8].try_into().unwrap_or_default());
         if len > MAX_RECORD_BYTES {
             out.problem = Some(DecodeProblem::Corrupt {
                 offset: at,
@@ -243,15 +264,19 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             });
             break;
         }
-        let end = RECORD_HEADER + len as usize;
-        if rest.len() < end {
-            out.problem = Some(DecodeProblem::TornTail { offset: at });
-            break;
+        payload.resize(len as usize, 0);
+        match fill(&mut input, &mut payload) {
+            Ok(n) if n < payload.len() => {
+                out.problem = Some(DecodeProblem::TornTail { offset: at });
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => return read_failed(out, at, &e),
         }
-        let payload = &rest[RECORD_HEADER..end];
-        if crc32(payload) != crc {
+        if crc32(&payload) != crc {
             // A bad checksum on the very last record is a torn write, not damage.
-            out.problem = Some(if rest.len() == end {
+            let last = input.fill_buf().is_ok_and(|rest| rest.is_empty());
+            out.problem = Some(if last {
                 DecodeProblem::TornTail { offset: at }
             } else {
                 DecodeProblem::Corrupt {
@@ -261,7 +286,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             });
             break;
         }
-        match decode_payload(payload) {
+        match decode_payload(&payload, &mut names) {
             Ok(Some(r)) => out.records.push(r),
             Ok(None) => {}
             Err(why) => {
@@ -269,14 +294,36 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                 break;
             }
         }
-        at += end;
+        at += RECORD_HEADER + payload.len();
     }
+    out
+}
+
+/// Reads until `buf` is full or the input ends; how many bytes it got.
+fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn read_failed(mut out: Decoded, offset: usize, e: &io::Error) -> Decoded {
+    out.problem = Some(DecodeProblem::Corrupt {
+        offset,
+        why: format!("reading it failed: {e}"),
+    });
     out
 }
 
 /// One record's payload: JSON (first byte `{`) or binary (a kind byte); `None` for a kind this
 /// agent does not know (a newer writer's), which is skipped.
-fn decode_payload(payload: &[u8]) -> Result<Option<Record>, String> {
+fn decode_payload(payload: &[u8], names: &mut codec::Names) -> Result<Option<Record>, String> {
     let binary =
         |kind: &str, m: codec::Malformed| format!("binary {kind} record is malformed: {}", m.0);
     match payload.split_first() {
@@ -285,12 +332,22 @@ fn decode_payload(payload: &[u8]) -> Result<Option<Record>, String> {
             Err(_) if payload.starts_with(b"{\"k\":") => Ok(None),
             Err(e) => Err(format!("record is not valid JSON: {e}")),
         },
-        Some((&codec::KIND_SAMPLE, rest)) => codec::decode_sample(&mut codec::Reader::new(rest))
-            .map(|(t, gpus, xids)| Some(Record::Sample { t, gpus, xids }))
-            .map_err(|m| binary("sample", m)),
-        Some((&codec::KIND_MINUTE, rest)) => codec::decode_minute(&mut codec::Reader::new(rest))
-            .map(|m| Some(Record::Minute(m)))
-            .map_err(|m| binary("minute", m)),
+        Some((&codec::KIND_SAMPLE, rest)) => {
+            let mut r = codec::Reader::with_names(rest, std::mem::take(names));
+            let decoded = codec::decode_sample(&mut r);
+            *names = r.into_names();
+            decoded
+                .map(|(t, gpus, xids)| Some(Record::Sample { t, gpus, xids }))
+                .map_err(|m| binary("sample", m))
+        }
+        Some((&codec::KIND_MINUTE, rest)) => {
+            let mut r = codec::Reader::with_names(rest, std::mem::take(names));
+            let decoded = codec::decode_minute(&mut r);
+            *names = r.into_names();
+            decoded
+                .map(|m| Some(Record::Minute(m)))
+                .map_err(|m| binary("minute", m))
+        }
         Some(_) => Ok(None),
         None => Err("empty record".into()),
     }
@@ -553,8 +610,8 @@ pub fn read_history(dir: &Path, from_ms: i64) -> io::Result<HistoryRead> {
             {
                 continue;
             }
-            let bytes = match std::fs::read(&seg.path) {
-                Ok(b) => b,
+            let file = match File::open(&seg.path) {
+                Ok(f) => f,
                 // Deleted by retention between listing and reading.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
@@ -563,7 +620,7 @@ pub fn read_history(dir: &Path, from_ms: i64) -> io::Result<HistoryRead> {
                     continue;
                 }
             };
-            let decoded = decode(&bytes);
+            let decoded = decode_from(io::BufReader::with_capacity(READ_BUFFER, file));
             match decoded.problem {
                 None => {}
                 Some(DecodeProblem::Foreign) => out.notes.push(format!(

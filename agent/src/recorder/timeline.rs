@@ -641,13 +641,13 @@ impl Buckets<'_> {
 
     fn fold(
         &mut self,
-        (index, uuid): (u32, &Option<String>),
+        (index, uuid): (u32, Option<&str>),
         t: i64,
         n: f64,
         gauges: impl Iterator<Item = (Gauge, Summary)>,
     ) {
         let q = self.q;
-        if !(q.from_ms..=q.to_ms).contains(&t) || !selected(&q.gpu, index, uuid.as_deref()) {
+        if !(q.from_ms..=q.to_ms).contains(&t) || !selected(&q.gpu, index, uuid) {
             return;
         }
         let (count, b) = (
@@ -655,8 +655,10 @@ impl Buckets<'_> {
             ((t - q.from_ms) / self.bucket_ms).min(self.count - 1),
         );
         let (g, accs) = self.gpu(index);
-        if uuid.is_some() && g.uuid != *uuid {
-            g.uuid.clone_from(uuid);
+        if let Some(u) = uuid
+            && g.uuid.as_deref() != Some(u)
+        {
+            g.uuid = Some(u.to_owned());
         }
         g.samples += n as u64;
         for (gauge, s) in gauges {
@@ -688,7 +690,7 @@ fn build_with(
         for g in &m.gpus {
             let n = f64::from(m.n.saturating_sub(g.lost_samples).max(1));
             let gauges = g.gauges.iter().map(|(k, v)| (k, *v));
-            folded.fold((g.index, &g.uuid), m.t, n, gauges);
+            folded.fold((g.index, g.uuid.as_deref()), m.t, n, gauges);
         }
     }
     for r in &read.raw {
@@ -698,7 +700,7 @@ fn build_with(
         {
             for s in samples {
                 let gauges = s.gauges.iter().map(|(k, v)| (k, [*v, *v, *v, *v]));
-                folded.fold((s.index, &s.uuid), *t, 1.0, gauges);
+                folded.fold((s.index, s.uuid.as_deref()), *t, 1.0, gauges);
             }
         }
     }
