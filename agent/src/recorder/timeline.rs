@@ -175,15 +175,20 @@ struct GpuEvents<'a> {
 }
 
 fn events_per_gpu<'a>(read: &'a HistoryRead, q: &TimelineQuery) -> Vec<GpuEvents<'a>> {
-    observations(read)
+    let mut tracks: BTreeMap<u32, Track> = BTreeMap::new();
+    for (index, obs) in observations(read) {
+        tracks
+            .entry(index)
+            .or_default()
+            .step(index, obs, q.from_ms, q.to_ms);
+    }
+    tracks
         .into_iter()
-        .filter_map(|(index, list)| {
-            let uuid = list.iter().rev().find_map(|o| o.uuid);
-            selected(&q.gpu, index, uuid).then(|| GpuEvents {
-                index,
-                uuid,
-                events: gpu_events(index, &list, q.from_ms, q.to_ms),
-            })
+        .filter(|(index, t)| selected(&q.gpu, *index, t.uuid))
+        .map(|(index, t)| GpuEvents {
+            index,
+            uuid: t.uuid,
+            events: t.events,
         })
         .collect()
 }
@@ -204,13 +209,12 @@ struct Obs<'a> {
     state: &'a GpuState,
 }
 
-/// Samples per GPU, oldest first: minute aggregates up to the first raw sample, then raw samples.
-fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs<'_>>> {
+/// Every GPU's states, oldest first: minute aggregates up to the first raw sample, then raw samples.
+fn observations(read: &HistoryRead) -> impl Iterator<Item = (u32, Obs<'_>)> {
     let first_raw = first_raw_sample(read);
-    let mut out: BTreeMap<u32, Vec<Obs>> = BTreeMap::new();
-    for m in minutes_before(read, first_raw) {
-        for g in &m.gpus {
-            out.entry(g.index).or_default().push(Obs {
+    let minutes = minutes_before(read, first_raw).flat_map(|m| {
+        m.gpus.iter().map(move |g| {
+            let obs = Obs {
                 t: m.t,
                 approximate: true,
                 lost: g.lost_samples > 0 && g.gauges.is_empty(),
@@ -218,25 +222,29 @@ fn observations(read: &HistoryRead) -> BTreeMap<u32, Vec<Obs<'_>>> {
                 temperature: g.gauges.get(Gauge::TemperatureC).map(|s| s[1]),
                 counters: &g.counters,
                 state: &g.state,
-            });
-        }
-    }
-    for r in &read.raw {
-        if let Record::Sample { t, gpus, .. } = r {
-            for s in gpus {
-                out.entry(s.index).or_default().push(Obs {
-                    t: *t,
-                    approximate: false,
-                    lost: s.lost.is_some(),
-                    uuid: s.uuid.as_deref(),
-                    temperature: s.gauges.get(Gauge::TemperatureC).copied(),
-                    counters: &s.counters,
-                    state: &s.state,
-                });
-            }
-        }
-    }
-    out
+            };
+            (g.index, obs)
+        })
+    });
+    let samples = read.raw.iter().flat_map(|r| {
+        let (t, gpus) = match r {
+            Record::Sample { t, gpus, .. } => (*t, &gpus[..]),
+            _ => (0, &[][..]),
+        };
+        gpus.iter().map(move |s| {
+            let obs = Obs {
+                t,
+                approximate: false,
+                lost: s.lost.is_some(),
+                uuid: s.uuid.as_deref(),
+                temperature: s.gauges.get(Gauge::TemperatureC).copied(),
+                counters: &s.counters,
+                state: &s.state,
+            };
+            (s.index, obs)
+        })
+    });
+    minutes.chain(samples)
 }
 
 fn first_raw_sample(read: &HistoryRead) -> Option<i64> {
@@ -270,20 +278,30 @@ fn event(t: i64, gpu: Option<u32>, kind: EventKind, detail: String) -> TimelineE
     }
 }
 
-/// The events between consecutive states of one GPU (pure).
-fn gpu_events(gpu: u32, obs: &[Obs], from_ms: i64, to_ms: i64) -> Vec<TimelineEvent> {
-    let mut events = Vec::new();
-    let mut last_ok: Option<&Obs> = None;
-    let mut was_lost = false;
-    for cur in obs {
+/// One GPU followed through its states: the last state it answered in, and its events so far.
+#[derive(Default)]
+struct Track<'a> {
+    last_ok: Option<Obs<'a>>,
+    was_lost: bool,
+    uuid: Option<&'a str>,
+    events: Vec<TimelineEvent>,
+}
+
+impl<'a> Track<'a> {
+    /// The events between the previous state and `cur` (those inside the window are kept).
+    fn step(&mut self, gpu: u32, cur: Obs<'a>, from_ms: i64, to_ms: i64) {
+        if cur.uuid.is_some() {
+            self.uuid = cur.uuid;
+        }
         let in_window = (from_ms..=to_ms).contains(&cur.t);
+        let events = &mut self.events;
         let mut push = |mut e: TimelineEvent| {
             if in_window {
                 e.approximate = cur.approximate;
                 events.push(e);
             }
         };
-        if cur.lost != was_lost {
+        if cur.lost != self.was_lost {
             let (kind, detail) = if cur.lost {
                 (
                     EventKind::GpuLost,
@@ -293,19 +311,18 @@ fn gpu_events(gpu: u32, obs: &[Obs], from_ms: i64, to_ms: i64) -> Vec<TimelineEv
                 (EventKind::GpuReturned, "GPU answers NVML again")
             };
             push(event(cur.t, Some(gpu), kind, detail.into()));
-            was_lost = cur.lost;
+            self.was_lost = cur.lost;
         }
         if cur.lost {
-            continue;
+            return;
         }
-        if let Some(prev) = last_ok {
-            for e in diff(gpu, prev, cur) {
+        if let Some(prev) = &self.last_ok {
+            for e in diff(gpu, prev, &cur) {
                 push(e);
             }
         }
-        last_ok = Some(cur);
+        self.last_ok = Some(cur);
     }
-    events
 }
 
 fn diff(gpu: u32, prev: &Obs, cur: &Obs) -> Vec<TimelineEvent> {
