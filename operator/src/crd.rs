@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::apply;
 use crate::error::{Error, Result};
-use crate::kube_api::{KubeApi, resource_of};
+use crate::kube_api::{KubeApi, WriteKind, resource_of};
 use crate::names;
 
 /// How often the CRD's conditions are polled while waiting.
@@ -45,7 +45,7 @@ pub async fn install(api: &KubeApi, timeout: Duration) -> Result<Installed> {
             crds::CRD_NAME,
             &desired,
             names::MANAGER,
-            false,
+            WriteKind::Store,
         )
         .await?;
         Installed::Applied

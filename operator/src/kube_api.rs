@@ -10,6 +10,15 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, status_code};
 
+/// Whether a write is stored or only validated by the API server (the admin-access probe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// The object is stored.
+    Store,
+    /// The API server validates and defaults the object and answers as if stored; nothing changes.
+    DryRun,
+}
+
 /// A thin wrapper over a kube `Client`.
 #[derive(Clone)]
 pub struct KubeApi {
@@ -98,8 +107,8 @@ impl KubeApi {
     }
 
     /// Server-side apply of `object` (forcing ownership of conflicting fields: the operator is
-    /// the controller of what it writes); returns the object as stored (or as it would be, for a
-    /// dry run).
+    /// the controller of what it writes); returns the object as stored (or as it would be, for
+    /// [`WriteKind::DryRun`]).
     pub async fn apply(
         &self,
         resource: &ApiResource,
@@ -107,13 +116,16 @@ impl KubeApi {
         name: &str,
         object: &Value,
         field_manager: &str,
-        dry_run: bool,
+        kind: WriteKind,
     ) -> Result<Value> {
         let mut params = PatchParams::apply(field_manager).force();
-        if dry_run {
-            params = params.dry_run();
-        }
-        let verb = if dry_run { "APPLY (dry run)" } else { "APPLY" };
+        let verb = match kind {
+            WriteKind::Store => "APPLY",
+            WriteKind::DryRun => {
+                params = params.dry_run();
+                "APPLY (dry run)"
+            }
+        };
         let action = || describe(verb, resource, namespace, Some(name));
         let stored = self
             .api(resource, namespace)

@@ -12,6 +12,7 @@ use crate::access::{Claim, GpuAccess, Resolution};
 use crate::dra::{self, DraVersion};
 use crate::error::{Error, Result, status_code};
 use crate::facts::{AdminAccess, ClusterFacts};
+use crate::kube_api::WriteKind;
 use crate::observe::Observed;
 use crate::render::{self};
 use crate::{apply, names};
@@ -80,7 +81,7 @@ pub(super) async fn probe_admin_access(
             &names::object_name(&name),
             &apply::stamp(probe),
             names::MANAGER,
-            true,
+            WriteKind::DryRun,
         )
         .await;
     ctx.metrics.wrote("dry-run");

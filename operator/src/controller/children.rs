@@ -15,6 +15,7 @@ use super::Context;
 use crate::access::{GpuAccess, Issue, IssueReason, Resolution};
 use crate::dra::{self, DraVersion};
 use crate::error::{Error, Result, status_code};
+use crate::kube_api::WriteKind;
 use crate::kube_api::resource_of;
 use crate::observe::Observed;
 use crate::render::{self, DRA_ADMIN_LABELS, Desired, POD_SECURITY_LABELS};
@@ -59,7 +60,7 @@ pub(super) async fn ensure_namespace(
                     namespace_name,
                     &stamped,
                     &names::namespace_field_manager(&name),
-                    false,
+                    WriteKind::Store,
                 )
                 .await?;
             ctx.metrics.wrote("apply");
@@ -331,7 +332,14 @@ pub(super) async fn ensure(
     let name = object_name(&stamped);
     match ctx
         .api
-        .apply(resource, namespace, &name, &stamped, names::MANAGER, false)
+        .apply(
+            resource,
+            namespace,
+            &name,
+            &stamped,
+            names::MANAGER,
+            WriteKind::Store,
+        )
         .await
     {
         Ok(stored) => {
