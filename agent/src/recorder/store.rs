@@ -264,9 +264,10 @@ pub fn decode_from(mut input: impl BufRead) -> Decoded {
             });
             break;
         }
-        payload.resize(len as usize, 0);
-        match fill(&mut input, &mut payload) {
-            Ok(n) if n < payload.len() => {
+        // Grown as bytes arrive, so a damaged length on a short file reserves nothing.
+        payload.clear();
+        match (&mut input).take(u64::from(len)).read_to_end(&mut payload) {
+            Ok(n) if n < len as usize => {
                 out.problem = Some(DecodeProblem::TornTail { offset: at });
                 break;
             }
