@@ -259,3 +259,13 @@ impl KernelLogOs for FakeOs {
         CLOCK
     }
 }
+
+/// Decodes `input` as a history segment file twice — whole, and streamed through a 7-byte read
+/// buffer as the history reader does — which must agree, and neither may panic.
+pub fn history_segment(input: &[u8]) {
+    use crate::recorder::store::{decode, decode_from};
+    let whole = decode(input);
+    let streamed = decode_from(io::BufReader::with_capacity(7, input));
+    assert_eq!(whole.records, streamed.records, "streamed decode differs");
+    assert_eq!(whole.problem, streamed.problem, "streamed decode differs");
+}

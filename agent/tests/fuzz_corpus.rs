@@ -65,3 +65,11 @@ fn fixture_yaml_corpus() {
         harness::fixture_yaml(&input);
     }
 }
+
+#[test]
+fn history_segment_corpus() {
+    for (path, input) in corpus("history_segment") {
+        eprintln!("{}", path.display());
+        harness::history_segment(&input);
+    }
+}
